@@ -1,0 +1,1 @@
+"""marshmallow schemas: the CRM contract, the platform payloads, the result events."""

@@ -1,0 +1,1 @@
+"""Fixtures for the real RabbitMQ and PostgreSQL on the machine (filled in by the worker work)."""

@@ -1,0 +1,1 @@
+"""callbridge: the worker between a CRM and the is74 AI-assistant calling platform."""

@@ -1,0 +1,187 @@
+"""Settings from environment variables, read and checked once at start.
+
+Every setting is parsed here so that a bad value stops the worker before it touches the
+broker, with one line that names the variable (``ConfigError``), instead of failing at the
+first message that needs it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_VAR_DIR = "var"
+
+
+class ConfigError(ValueError):
+    """A setting has a value the worker cannot run with; the message names the variable."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything the worker is configured with; see the README's configuration table."""
+
+    broker_url: str
+    database_url: str
+    is74_api_url: str
+    is74_api_token: str | None
+    is74_auth_header: str
+    sentry_dsn: str | None
+    sentry_environment: str | None
+    call_requests_queue: str
+    call_results_queue: str
+    dead_letter_queue: str
+    campaign_timezone: str
+    report_delay_minutes: int
+    report_retry_hours: float
+    report_event_max_bytes: int
+    report_phone_fields: tuple[str, ...]
+    max_phones_per_request: int
+    max_message_bytes: int
+    http_timeout_seconds: float
+    http_concurrency: int
+    retry_max_minutes: float
+    prefetch_count: int
+    log_level: str
+    log_format: str
+    metrics_port: int | None
+
+    @property
+    def auth_header_value(self) -> str | None:
+        """The value of the auth header: ``Bearer <token>``, or None when no token is set."""
+        return f"Bearer {self.is74_api_token}" if self.is74_api_token else None
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value.strip()
+
+
+def _optional_text(value: str) -> str | None:
+    return value.strip() or None
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        number = int(value)
+        if number < minimum:
+            raise ValueError(f"must be an integer >= {minimum}")
+        return number
+
+    return parse
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError("must be a number > 0")
+    return number
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("must be an IANA time zone name such as Asia/Yekaterinburg") from None
+    return value
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        normalised = value.strip().lower()
+        if normalised not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return normalised
+
+    return parse
+
+
+def _log_level(value: str) -> str:
+    level = value.strip().upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    return level
+
+
+def _field_list(value: str) -> tuple[str, ...]:
+    fields = tuple(part.strip() for part in value.split(",") if part.strip())
+    if not fields:
+        raise ValueError("must name at least one field")
+    return fields
+
+
+def _optional_port(value: str) -> int | None:
+    if not value.strip():
+        return None
+    port = int(value)
+    if not 0 < port < 65536:
+        raise ValueError("must be a TCP port 1-65535")
+    return port
+
+
+def _url(value: str) -> str:
+    value = value.strip().rstrip("/")
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+# variable, Settings field, default, parser. Defaults are strings: they go through the same parser.
+_VARIABLES: tuple[tuple[str, str, str, Callable[[str], Any]], ...] = (
+    ("BROKER_URL", "broker_url", f"filesystem:///{DEFAULT_VAR_DIR}/broker", _text),
+    ("DATABASE_URL", "database_url", f"sqlite:///{DEFAULT_VAR_DIR}/callbridge.db", _text),
+    ("IS74_API_URL", "is74_api_url", "https://ai-assistant.is74.ru", _url),
+    ("IS74_API_TOKEN", "is74_api_token", "", _optional_text),
+    ("IS74_AUTH_HEADER", "is74_auth_header", "Authorization", _text),
+    ("SENTRY_DSN", "sentry_dsn", "", _optional_text),
+    ("SENTRY_ENVIRONMENT", "sentry_environment", "", _optional_text),
+    ("CALL_REQUESTS_QUEUE", "call_requests_queue", "crm.call_requests", _text),
+    ("CALL_RESULTS_QUEUE", "call_results_queue", "crm.call_results", _text),
+    ("DEAD_LETTER_QUEUE", "dead_letter_queue", "crm.call_requests.dead", _text),
+    ("CAMPAIGN_TIMEZONE", "campaign_timezone", "Asia/Yekaterinburg", _timezone),
+    ("REPORT_DELAY_MINUTES", "report_delay_minutes", "15", _int_at_least(0)),
+    ("REPORT_RETRY_HOURS", "report_retry_hours", "24", _positive_float),
+    ("REPORT_EVENT_MAX_BYTES", "report_event_max_bytes", str(4 * 1024 * 1024), _int_at_least(4096)),
+    ("REPORT_PHONE_FIELDS", "report_phone_fields", "phone_number,phone", _field_list),
+    ("MAX_PHONES_PER_REQUEST", "max_phones_per_request", "50000", _int_at_least(1)),
+    ("MAX_MESSAGE_BYTES", "max_message_bytes", str(16 * 1024 * 1024), _int_at_least(1024)),
+    ("HTTP_TIMEOUT_SECONDS", "http_timeout_seconds", "20", _positive_float),
+    ("HTTP_CONCURRENCY", "http_concurrency", "4", _int_at_least(1)),
+    ("RETRY_MAX_MINUTES", "retry_max_minutes", "60", _positive_float),
+    ("PREFETCH_COUNT", "prefetch_count", "50", _int_at_least(1)),
+    ("LOG_LEVEL", "log_level", "INFO", _log_level),
+    ("LOG_FORMAT", "log_format", "text", _one_of("text", "json")),
+    ("METRICS_PORT", "metrics_port", "", _optional_port),
+)
+
+DOCUMENTED_VARIABLES: tuple[str, ...] = tuple(name for name, *_ in _VARIABLES)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read every setting from ``environ`` (default ``os.environ``); raise on the first bad one."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for variable, field, default, parse in _VARIABLES:
+        raw = environ.get(variable, default)
+        try:
+            values[field] = parse(raw)
+        except ValueError as exc:
+            reason = str(exc) if not str(exc).startswith("invalid literal") else "must be a number"
+            raise ConfigError(f"{variable}={_shown(variable, raw)}: {reason}") from None
+    if values["is74_api_token"] is None and "IS74_API_TOKEN" in environ:
+        raise ConfigError("IS74_API_TOKEN is set but empty")
+    return Settings(**values)
+
+
+def _shown(variable: str, raw: str) -> str:
+    """The value as it may appear in an error line: never a secret."""
+    if variable in {"IS74_API_TOKEN", "SENTRY_DSN", "DATABASE_URL", "BROKER_URL"}:
+        return "<hidden>"
+    return repr(raw)
