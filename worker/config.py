@@ -88,7 +88,7 @@ def _positive_float(value: str) -> float:
 def _timezone(value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError("must be an IANA time zone name such as Asia/Yekaterinburg") from None
     return value
 

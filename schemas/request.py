@@ -1,0 +1,373 @@
+"""The call request: the CRM's side of the contract (``messages.md``, "Inbound"), enforced.
+
+``load_call_request`` turns a decoded JSON body into a ``CallRequest`` or raises
+``ValidationError`` with marshmallow's field-path messages, which become the
+``campaign.rejected`` event's ``errors`` as they are.
+
+Two parts are not plain marshmallow, for reasons:
+
+* The schema needs settings (phone limit, default time zone and report delay) and the current
+  time, and marshmallow 4 has no ``Schema.context``: ``CallRequestSchema`` takes them as
+  constructor arguments.
+* ``phones`` may hold 50,000 entries, and ``List(Nested(...))`` spends tens of microseconds on
+  each. ``ContactsField`` checks every entry in one tight loop instead, with the same messages
+  and index-keyed error shape marshmallow would give.
+
+Decisions the contract leaves open: ``null`` is refused wherever a value is optional (an
+optional field may be left out, not nulled), so is ``null`` or a non-finite number as an
+``add_data`` value; a window that has already ended is reported on
+``campaign.schedule.end_time``; at most ``MAX_LISTED_ENTRY_ERRORS`` failing phone entries are
+listed, so that the rejection of a huge bad request stays a small event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+import re
+from typing import Any, ClassVar, NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from schemas.phones import normalise_phone
+from schemas.platform import (
+    MAX_ATTEMPTS,
+    AttemptsSchema,
+    ClockTime,
+    ColumnSchema,
+    IsoDate,
+    PeriodsSchema,
+)
+from worker.config import Settings
+
+REQUEST_ID_MAX_LENGTH = 128
+EXTERNAL_ID_MAX_LENGTH = 128
+NAME_MAX_LENGTH = 255
+DEFAULT_ATTEMPTS = 1
+DEFAULT_INTERVAL_MINUTES = 5
+MAX_LISTED_ENTRY_ERRORS = 100
+
+REASON_INVALID = "invalid phone number"
+REASON_DUPLICATE = "duplicate of an earlier phone"
+
+_DIGITS = re.compile(r"[0-9]+")
+_CONTACT_KEYS = frozenset({"phone", "external_id", "add_data"})
+_SCALARS = (str, int, float)  # bool is an int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Contact:
+    """An accepted phone of a request."""
+
+    phone: str
+    external_id: str | None
+    add_data: dict[str, str | int | float | bool]
+
+
+@dataclasses.dataclass(frozen=True)
+class CallRequest:
+    """A call request that keeps the contract, with every default filled in."""
+
+    request_id: str
+    project_id: int
+    scenario_id: int
+    start_block_id: int
+    phone_id: int
+    name: str
+    description: str | None
+    date: datetime.date
+    start_time: datetime.time
+    end_time: datetime.time
+    attempts: int
+    interval: int
+    timezone: str
+    phones: tuple[Contact, ...]
+    phones_rejected: tuple[dict, ...]
+    report_delay_minutes: int
+    report_columns: tuple[dict, ...] | None
+
+    @property
+    def window_start(self) -> datetime.datetime:
+        """When calling may start, in UTC."""
+        return self._utc(self.start_time)
+
+    @property
+    def window_end(self) -> datetime.datetime:
+        """When calling must stop, in UTC."""
+        return self._utc(self.end_time)
+
+    @property
+    def report_due_at(self) -> datetime.datetime:
+        """When the dialog results are fetched: ``report_delay_minutes`` after the window."""
+        return self.window_end + datetime.timedelta(minutes=self.report_delay_minutes)
+
+    def _utc(self, clock: datetime.time) -> datetime.datetime:
+        local = datetime.datetime.combine(self.date, clock, tzinfo=ZoneInfo(self.timezone))
+        return local.astimezone(datetime.UTC)
+
+
+def load_call_request(
+    data: object, *, settings: Settings, now: datetime.datetime | None = None
+) -> CallRequest:
+    """Validate a decoded JSON body; raise marshmallow.ValidationError with messages in
+    marshmallow's field-path shape, e.g. {"campaign": {"schedule": {"attempts": ["..."]}}}."""
+    now = datetime.datetime.now(datetime.UTC) if now is None else now
+    return CallRequestSchema(settings=settings, now=now).load(data)  # type: ignore[arg-type]
+
+
+def read_request_id(data: object) -> str | None:
+    """The request_id of a body that failed validation, when it is a usable one (str, 1-128).
+
+    A rejection is published under it, so the CRM can match it to what it sent.
+    """
+    request_id = data.get("request_id") if isinstance(data, dict) else None
+    if isinstance(request_id, str) and 1 <= len(request_id) <= REQUEST_ID_MAX_LENGTH:
+        return request_id
+    return None
+
+
+def _iana_time_zone(name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValidationError("Not a known IANA time zone name.") from None
+
+
+class AttemptsField(fields.Field):
+    """Dial attempts: ``3``, or the platform's own ``{"id": 3, "title": "3"}``; loads an int."""
+
+    _count = fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_ATTEMPTS))
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, dict):
+            return AttemptsSchema().load(value)["id"]
+        return self._count.deserialize(value)
+
+
+class IntervalField(fields.Field):
+    """Minutes between attempts: a non-negative integer or a digit string; loads an int."""
+
+    default_error_messages: ClassVar[dict[str, str]] = {
+        "invalid": "Not a non-negative integer or digit string."
+    }
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, str) and _DIGITS.fullmatch(value):
+            return int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        raise self.make_error("invalid")
+
+
+class _Phones(NamedTuple):
+    accepted: tuple[Contact, ...]
+    rejected: tuple[dict, ...]
+
+
+class ContactsField(fields.Field):
+    """``phones``: every entry checked in one pass, then normalised and de-duplicated.
+
+    A structurally wrong entry rejects the request (error keyed by its index, as
+    ``List(Nested())`` would key it); an unreadable or repeated phone only leaves that entry
+    out, listed in ``rejected``.
+    """
+
+    default_error_messages: ClassVar[dict[str, str]] = {
+        "invalid": "Not a valid list.",
+        "length": "Length must be between 1 and {max}.",
+        "none_valid": "no valid phone number: none of the {count} phones could be read.",
+    }
+
+    def __init__(self, *, max_length: int = 0, **kwargs: Any) -> None:
+        """``max_length`` comes from settings: ``CallRequestSchema`` sets it when binding."""
+        super().__init__(**kwargs)
+        self.max_length = max_length
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> _Phones:
+        if not isinstance(value, list):
+            raise self.make_error("invalid")
+        if not 1 <= len(value) <= self.max_length:
+            raise self.make_error("length", max=self.max_length)
+        errors: dict[int, dict] = {}
+        for index, entry in enumerate(value):
+            entry_errors = _contact_errors(entry)
+            if entry_errors:
+                errors[index] = entry_errors
+                if len(errors) == MAX_LISTED_ENTRY_ERRORS:
+                    break
+        if errors:
+            raise ValidationError(errors)
+        phones = _accept_phones(value)
+        if not phones.accepted:
+            raise self.make_error("none_valid", count=len(value))
+        return phones
+
+
+def _contact_errors(entry: Any) -> dict:
+    """marshmallow-shaped errors of one ``phones[]`` entry, empty when it keeps the contract."""
+    if not isinstance(entry, dict):
+        return {"_schema": ["Invalid input type."]}
+    errors: dict[str, Any] = {key: ["Unknown field."] for key in entry.keys() - _CONTACT_KEYS}
+    if "phone" not in entry:
+        errors["phone"] = ["Missing data for required field."]
+    elif not isinstance(entry["phone"], str):
+        errors["phone"] = [_not_a_string(entry["phone"])]
+    external_id = entry.get("external_id", "")
+    if not isinstance(external_id, str):
+        errors["external_id"] = [_not_a_string(external_id)]
+    elif len(external_id) > EXTERNAL_ID_MAX_LENGTH:
+        errors["external_id"] = [f"Longer than maximum length {EXTERNAL_ID_MAX_LENGTH}."]
+    if add_data_errors := _add_data_errors(entry.get("add_data", {})):
+        errors["add_data"] = add_data_errors
+    return errors
+
+
+def _add_data_errors(add_data: Any) -> Any:
+    """Errors of ``add_data`` in ``fields.Dict``'s shape, None when it keeps the contract."""
+    if add_data is None:
+        return ["Field may not be null."]
+    if not isinstance(add_data, dict):
+        return ["Not a valid mapping type."]
+    errors = {}
+    for key, value in add_data.items():
+        if not isinstance(key, str):
+            errors[key] = {"key": ["Not a valid string."]}
+        elif not _is_scalar(value):
+            errors[key] = {"value": ["Not a string, a finite number or a boolean."]}
+    return errors or None
+
+
+def _is_scalar(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, _SCALARS)
+
+
+def _not_a_string(value: Any) -> str:
+    return "Field may not be null." if value is None else "Not a valid string."
+
+
+def _accept_phones(entries: list[dict]) -> _Phones:
+    """Entries (already checked) split into accepted contacts and rejected phones."""
+    accepted: list[Contact] = []
+    rejected: list[dict] = []
+    seen: set[str] = set()
+    for entry in entries:
+        phone = normalise_phone(entry["phone"])
+        external_id = entry.get("external_id")
+        if phone is not None and phone not in seen:
+            seen.add(phone)
+            accepted.append(Contact(phone, external_id, entry.get("add_data", {})))
+            continue
+        reason = REASON_INVALID if phone is None else REASON_DUPLICATE
+        rejected.append({"phone": entry["phone"], "external_id": external_id, "reason": reason})
+    return _Phones(tuple(accepted), tuple(rejected))
+
+
+class ScheduleSchema(Schema):
+    date = IsoDate(required=True)
+    start_time = ClockTime(required=True)
+    end_time = ClockTime(required=True)
+    attempts = AttemptsField(load_default=DEFAULT_ATTEMPTS)
+    interval = IntervalField(load_default=DEFAULT_INTERVAL_MINUTES)
+    periods = fields.Nested(PeriodsSchema)
+    timezone = fields.String(validate=_iana_time_zone)
+
+    @validates_schema
+    def _end_after_start(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data["end_time"] <= data["start_time"]:
+            raise ValidationError("Must be later than start_time.", "end_time")
+
+
+def _positive_integer() -> fields.Integer:
+    return fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
+
+
+class CampaignSchema(Schema):
+    project_id = _positive_integer()
+    scenario_id = _positive_integer()
+    start_block_id = _positive_integer()
+    phone_id = _positive_integer()
+    name = fields.String(validate=validate.Length(max=NAME_MAX_LENGTH))
+    description = fields.String()
+    schedule = fields.Nested(ScheduleSchema, required=True)
+
+
+class ReportSchema(Schema):
+    delay_minutes = fields.Integer(strict=True, validate=validate.Range(min=0))
+    columns = fields.List(fields.Nested(ColumnSchema))
+
+
+class CallRequestSchema(Schema):
+    """The whole request; see the module docstring for why it takes settings and ``now``."""
+
+    request_id = fields.String(
+        required=True, validate=validate.Length(min=1, max=REQUEST_ID_MAX_LENGTH)
+    )
+    campaign = fields.Nested(CampaignSchema, required=True)
+    phones = ContactsField(required=True)
+    report = fields.Nested(ReportSchema)
+
+    def __init__(self, *, settings: Settings, now: datetime.datetime, **kwargs: Any) -> None:
+        self.settings = settings
+        self.now = now
+        super().__init__(**kwargs)
+
+    def on_bind_field(self, field_name: str, field_obj: fields.Field) -> None:
+        if isinstance(field_obj, ContactsField):
+            field_obj.max_length = self.settings.max_phones_per_request
+
+    @post_load
+    def _build(self, data: dict[str, Any], **kwargs: Any) -> CallRequest:
+        """The request with defaults filled in, once its calling window is known to lie ahead.
+
+        The window is checked on the built request so that it is computed in one place.
+        """
+        request = _call_request(data, self.settings)
+        _check_timeline(request, self.now)
+        return request
+
+
+def _check_timeline(request: CallRequest, now: datetime.datetime) -> None:
+    """The window must end after ``now``; its times and the report's must exist at all
+    (``9999-12-31`` west of UTC does not), or the handlers would fail on them later."""
+    try:
+        window_end = request.window_end
+    except OverflowError:
+        raise ValidationError({"campaign": {"schedule": {"date": ["Out of range."]}}}) from None
+    if window_end <= now:
+        raise ValidationError(
+            {"campaign": {"schedule": {"end_time": ["The calling window has already ended."]}}}
+        )
+    try:
+        request.report_due_at  # noqa: B018
+    except OverflowError:
+        raise ValidationError({"report": {"delay_minutes": ["Too large."]}}) from None
+
+
+def _call_request(data: dict[str, Any], settings: Settings) -> CallRequest:
+    campaign = data["campaign"]
+    schedule = campaign["schedule"]
+    report = data.get("report", {})
+    phones: _Phones = data["phones"]
+    return CallRequest(
+        request_id=data["request_id"],
+        project_id=campaign["project_id"],
+        scenario_id=campaign["scenario_id"],
+        start_block_id=campaign["start_block_id"],
+        phone_id=campaign["phone_id"],
+        name=campaign.get("name", f"CRM {data['request_id']}"),
+        description=campaign.get("description"),
+        date=schedule["date"],
+        start_time=schedule["start_time"],
+        end_time=schedule["end_time"],
+        attempts=schedule["attempts"],
+        interval=schedule["interval"],
+        timezone=schedule.get("timezone", settings.campaign_timezone),
+        phones=phones.accepted,
+        phones_rejected=phones.rejected,
+        report_delay_minutes=report.get("delay_minutes", settings.report_delay_minutes),
+        report_columns=tuple(report["columns"]) if report.get("columns") else None,
+    )
