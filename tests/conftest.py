@@ -1,3 +1,3 @@
 """Fixtures shared by every test: real services, the sandbox platform, unique names per run."""
 
-pytest_plugins = ["tests.plugins.sandbox", "tests.plugins.services"]
+pytest_plugins = ["tests.plugins.sandbox", "tests.plugins.services", "tests.plugins.sentry"]

@@ -1,0 +1,229 @@
+"""Step 2: create the campaign of one due request on the platform.
+
+The claim marks the request ``sending`` and commits *before* the POST, so that whatever
+happens next — a crash, a kill, a broken connection — the request can never be sent twice: a
+``sending`` row nobody is working on is settled as an unknown outcome, not retried. The answer
+is settled in one transaction with its result event.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from handlers.context import StepContext
+from handlers.report_building import report_due_at
+from handlers.results import result
+from schemas.events import campaign_created, campaign_failed
+from worker import error_reporting, metrics
+from worker.backoff import retry_delay
+from worker.logs import state_change
+from worker.platform import (
+    AuthFailed,
+    Created,
+    CreateOutcome,
+    NotCreated,
+    RetryLater,
+    Unknown,
+)
+from worker.store import RequestRow, SettleConflict, utcnow
+
+log = logging.getLogger("callbridge.create")
+
+
+def create_next(ctx: StepContext) -> bool:
+    """Claim one due request and settle its creation; False when nothing was due."""
+    if not ctx.gate.allows():
+        return False
+    now = utcnow()
+    claimed = ctx.store.claim_create(ctx.owner, now)
+    if claimed is None:
+        return False
+    row, body = claimed
+    with ctx.in_flight_lock:
+        ctx.in_flight.add(row.request_id)
+    try:
+        with error_reporting.job_scope(
+            "create", request_id=row.request_id, project_id=row.project_id
+        ):
+            state_change(log, "sending", request_id=row.request_id, attempt=row.attempts)
+            outcome = _post(ctx, body)
+            settle_creation(ctx, row, outcome)
+    finally:
+        with ctx.in_flight_lock:
+            ctx.in_flight.discard(row.request_id)
+    return True
+
+
+def _post(ctx: StepContext, body: bytes) -> CreateOutcome:
+    try:
+        return ctx.platform.create_campaign(body)
+    except Exception as exc:  # the body may have left: never guess "not sent"
+        error_reporting.capture_exception(exc)
+        return Unknown(status=None, message=f"internal error while sending: {type(exc).__name__}")
+
+
+def settle_creation(ctx: StepContext, row: RequestRow, outcome: CreateOutcome) -> None:
+    """Store what the platform's answer means for the request, with its result event."""
+    now = utcnow()
+    match outcome:
+        case Created(campaign_id=campaign_id):
+            _created(ctx, row, campaign_id, now)
+        case AuthFailed(status=status, message=message):
+            _auth_refused(ctx, row, status, message)
+        case RetryLater(status=status, message=message, retry_after=retry_after):
+            delay = retry_delay(row.attempts, retry_after=retry_after)
+            deadline = (row.first_attempt_at or now) + dt.timedelta(
+                minutes=ctx.settings.retry_max_minutes
+            )
+            if now + dt.timedelta(seconds=delay) > deadline:
+                gave_up = (
+                    f"the platform stayed unavailable for {ctx.settings.retry_max_minutes:g} "
+                    f"minutes ({row.attempts} attempts): {message}"
+                )
+                _failed(ctx, row, status, gave_up, "not_created", now)
+            else:
+                _retry(ctx, row, status, message, now + dt.timedelta(seconds=delay))
+        case NotCreated(status=status, message=message):
+            _failed(ctx, row, status, message, "not_created", now)
+        case Unknown(status=status, message=message):
+            _failed(ctx, row, status, message, "unknown", now)
+    if not isinstance(outcome, AuthFailed) and ctx.gate.accepted():
+        state_change(log, "resumed", request_id=row.request_id)
+
+
+def _created(ctx: StepContext, row: RequestRow, campaign_id: int, now: dt.datetime) -> None:
+    assert row.window_end is not None and row.report_delay_minutes is not None
+    due = report_due_at(window_end=row.window_end, delay_minutes=row.report_delay_minutes)
+    details = ctx.store.request_details(row.request_id)
+    event = campaign_created(
+        request_id=row.request_id,
+        campaign_id=campaign_id,
+        project_id=row.project_id,
+        phones_accepted=len(details["contacts"]),
+        phones_rejected=details["phones_rejected"],
+        report_due_at=due,
+        occurred_at=now,
+    )
+    changes = {
+        "state": "created",
+        "outcome": "created",
+        "campaign_id": campaign_id,
+        "report_due_at": due,
+        "next_attempt_at": due,
+        "owner": None,
+    }
+    if _settle(ctx, row, changes, event, campaign_id=campaign_id):
+        metrics.count_request("created")
+        state_change(
+            log,
+            "created",
+            request_id=row.request_id,
+            campaign_id=campaign_id,
+            report_due_at=due.isoformat(),
+        )
+
+
+def _failed(
+    ctx: StepContext,
+    row: RequestRow,
+    status: int | None,
+    message: str,
+    outcome: str,
+    now: dt.datetime,
+) -> None:
+    event = campaign_failed(
+        request_id=row.request_id, status=status, message=message, outcome=outcome, occurred_at=now
+    )
+    changes = {"state": "failed", "outcome": outcome, "owner": None}
+    if _settle(ctx, row, changes, event):
+        metrics.count_request(f"failed_{outcome}")
+        state_change(
+            log,
+            "failed",
+            request_id=row.request_id,
+            level=logging.WARNING,
+            outcome=outcome,
+            status=status,
+        )
+        error_reporting.capture_failed(
+            request_id=row.request_id, outcome=outcome, status=status, message=message
+        )
+
+
+def _retry(
+    ctx: StepContext,
+    row: RequestRow,
+    status: int | None,
+    message: str,
+    when: dt.datetime,
+) -> None:
+    changes = {"state": "retry", "next_attempt_at": when, "owner": None}
+    if _settle(ctx, row, changes, None):
+        state_change(
+            log,
+            "retry scheduled",
+            request_id=row.request_id,
+            status=status,
+            attempt=row.attempts,
+            next_attempt_at=when.isoformat(),
+            reason=message[:200],
+        )
+
+
+def _auth_refused(ctx: StepContext, row: RequestRow, status: int, message: str) -> None:
+    """Put the request back untouched (the attempt does not count) and pause creation."""
+    changes = {"state": "received", "attempts": row.attempts - 1, "owner": None}
+    _settle(ctx, row, changes, None)
+    if ctx.gate.refused():
+        state_change(
+            log,
+            "paused",
+            request_id=row.request_id,
+            level=logging.ERROR,
+            status=status,
+            retry_in_seconds=round(ctx.gate.seconds_left(), 1),
+        )
+        error_reporting.capture_auth_pause(status=status, message=message)
+
+
+def _settle(
+    ctx: StepContext,
+    row: RequestRow,
+    changes: Mapping[str, Any],
+    event: Mapping[str, Any] | None,
+    *,
+    campaign_id: int | None = None,
+) -> bool:
+    try:
+        with ctx.store.transaction() as conn:
+            ctx.store.settle(
+                conn, row.request_id, from_states=("sending",), owner=ctx.owner, changes=changes
+            )
+            if event is not None:
+                ctx.store.add_event(
+                    conn,
+                    result(
+                        ctx.settings,
+                        event,
+                        correlation_id=row.correlation_id,
+                        reply_to=row.reply_to,
+                    ),
+                )
+    except SettleConflict:
+        # Another worker took this row for orphaned and failed it as unknown while we were
+        # waiting for the platform: the request already has its one outcome.
+        state_change(
+            log,
+            "settled elsewhere",
+            request_id=row.request_id,
+            campaign_id=campaign_id,
+            level=logging.ERROR,
+            dropped_state=changes.get("state"),
+        )
+        return False
+    if event is not None:
+        ctx.outbox_ready.set()
+    return True

@@ -1,0 +1,249 @@
+"""Step 3: fetch a created campaign's dialog results and store them as ``campaign.report`` events.
+
+The analytics call only reads, so unlike creation it is safe to repeat: a failure is retried
+with backoff until ``REPORT_RETRY_HOURS`` after the report was due, then the CRM gets
+``campaign.report_failed``. All parts of a report are stored in one transaction with the state
+``reported``, so the CRM gets the whole report or, after a crash, the whole report later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Sequence
+
+from handlers.context import StepContext
+from handlers.report_building import (
+    ReportTooLarge,
+    analytics_window,
+    report_due_at,
+    report_events,
+)
+from handlers.results import encoded_result, result
+from schemas.events import CAMPAIGN_REPORT, campaign_report_failed
+from schemas.platform import analytics_request_body, load_analytics_response
+from worker import error_reporting
+from worker.backoff import retry_delay
+from worker.logs import state_change
+from worker.platform import AuthFailed, ReportFailed, ReportFetched
+from worker.store import RequestRow, utcnow
+
+log = logging.getLogger("callbridge.report")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportJob:
+    """Everything needed to fetch one campaign's report and address its events."""
+
+    request_id: str
+    campaign_id: int
+    project_id: int
+    scenario_id: int
+    start_block_id: int
+    window_start: dt.datetime
+    window_end: dt.datetime
+    delay_minutes: int
+    contacts: Sequence[tuple[str, str | None]]
+    columns: Sequence[dict] | None
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    attempts: int = 1
+
+    @property
+    def due_at(self) -> dt.datetime:
+        return report_due_at(window_end=self.window_end, delay_minutes=self.delay_minutes)
+
+    @classmethod
+    def of(cls, row: RequestRow, contacts, columns) -> ReportJob:
+        return cls(
+            request_id=row.request_id,
+            campaign_id=row.campaign_id,
+            project_id=row.project_id,
+            scenario_id=row.scenario_id,
+            start_block_id=row.start_block_id,
+            window_start=row.window_start,
+            window_end=row.window_end,
+            delay_minutes=row.report_delay_minutes,
+            contacts=contacts,
+            columns=columns,
+            correlation_id=row.correlation_id,
+            reply_to=row.reply_to,
+            attempts=row.report_attempts,
+        )
+
+
+def report_next(ctx: StepContext) -> bool:
+    """Claim one campaign whose report is due and settle it; False when none was due."""
+    claimed = ctx.store.claim_report(ctx.owner, utcnow())
+    if claimed is None:
+        return False
+    job = ReportJob.of(*claimed)
+    with ctx.in_flight_lock:
+        ctx.in_flight.add(job.request_id)
+    try:
+        with error_reporting.job_scope(
+            "report",
+            request_id=job.request_id,
+            campaign_id=job.campaign_id,
+            project_id=job.project_id,
+        ):
+            run_report(ctx, job, from_states=("reporting",), owner=ctx.owner)
+    finally:
+        with ctx.in_flight_lock:
+            ctx.in_flight.discard(job.request_id)
+    return True
+
+
+def run_report(
+    ctx: StepContext, job: ReportJob, *, from_states: Sequence[str], owner: int | None
+) -> str:
+    """Fetch and settle one report; the state it ends in (reported, created, report_failed)."""
+    now = utcnow()
+    state_change(
+        log,
+        "report due",
+        request_id=job.request_id,
+        campaign_id=job.campaign_id,
+        attempt=job.attempts,
+    )
+    date_start, date_end = analytics_window(
+        window_start=job.window_start,
+        window_end=job.window_end,
+        delay_minutes=job.delay_minutes,
+        fetched_at=now,
+    )
+    body = analytics_request_body(
+        scenario_id=job.scenario_id,
+        start_block_id=job.start_block_id,
+        campaign_id=job.campaign_id,
+        date_start=date_start,
+        date_end=date_end,
+        columns=job.columns or None,
+    )
+    outcome = ctx.platform.fetch_report(job.project_id, body)
+    match outcome:
+        case ReportFetched(data=data):
+            try:
+                return _reported(ctx, job, load_analytics_response(data), from_states, owner)
+            except ValueError as exc:  # the platform's answer is not a report
+                return _not_fetched(ctx, job, 200, str(exc), None, from_states, owner)
+            except ReportTooLarge as exc:
+                return _report_failed(ctx, job, None, str(exc), from_states, owner)
+        case AuthFailed(status=status, message=message):
+            if ctx.gate.refused():
+                error_reporting.capture_auth_pause(status=status, message=message)
+                state_change(
+                    log, "paused", request_id=job.request_id, level=logging.ERROR, status=status
+                )
+            return _not_fetched(
+                ctx, job, status, message, ctx.gate.seconds_left(), from_states, owner, counts=False
+            )
+        case ReportFailed(status=status, message=message, retry_after=retry_after):
+            return _not_fetched(ctx, job, status, message, retry_after, from_states, owner)
+    raise TypeError(f"unexpected report outcome {outcome!r}")
+
+
+def _reported(ctx, job: ReportJob, report, from_states, owner) -> str:
+    now = utcnow()
+    parts = 0
+    with ctx.store.transaction() as conn:
+        for event_id, body in report_events(
+            request_id=job.request_id,
+            campaign_id=job.campaign_id,
+            report=report,
+            contacts=job.contacts,
+            phone_fields=ctx.settings.report_phone_fields,
+            max_bytes=ctx.settings.report_event_max_bytes,
+            occurred_at=now,
+        ):
+            ctx.store.add_event(
+                conn,
+                encoded_result(
+                    ctx.settings,
+                    event_id=event_id,
+                    event_type=CAMPAIGN_REPORT,
+                    request_id=job.request_id,
+                    body=body,
+                    correlation_id=job.correlation_id,
+                    reply_to=job.reply_to,
+                ),
+            )
+            parts += 1
+        _settle(ctx, conn, job, from_states, owner, {"state": "reported", "owner": None})
+    ctx.outbox_ready.set()
+    state_change(
+        log,
+        "reported",
+        request_id=job.request_id,
+        campaign_id=job.campaign_id,
+        rows=len(report.rows),
+        parts=parts,
+    )
+    return "reported"
+
+
+def _not_fetched(ctx, job, status, message, retry_after, from_states, owner, *, counts=True):
+    """Try again later, or give up once the retry budget after the due time is spent."""
+    now = utcnow()
+    delay = retry_delay(job.attempts, retry_after=retry_after, max_delay=1800.0)
+    when = now + dt.timedelta(seconds=delay)
+    deadline = job.due_at + dt.timedelta(hours=ctx.settings.report_retry_hours)
+    if counts and when > deadline:
+        return _report_failed(ctx, job, status, message, from_states, owner)
+    with ctx.store.transaction() as conn:
+        _settle(
+            ctx,
+            conn,
+            job,
+            from_states,
+            owner,
+            {"state": "created", "owner": None, "next_attempt_at": when},
+        )
+    state_change(
+        log,
+        "report retry scheduled",
+        request_id=job.request_id,
+        campaign_id=job.campaign_id,
+        status=status,
+        next_attempt_at=when.isoformat(),
+        reason=message[:200],
+    )
+    return "created"
+
+
+def _report_failed(ctx, job, status, message, from_states, owner) -> str:
+    event = campaign_report_failed(
+        request_id=job.request_id,
+        campaign_id=job.campaign_id,
+        status=status,
+        message=message,
+        occurred_at=utcnow(),
+    )
+    with ctx.store.transaction() as conn:
+        ctx.store.add_event(
+            conn,
+            result(ctx.settings, event, correlation_id=job.correlation_id, reply_to=job.reply_to),
+        )
+        _settle(ctx, conn, job, from_states, owner, {"state": "report_failed", "owner": None})
+    ctx.outbox_ready.set()
+    state_change(
+        log,
+        "report failed",
+        request_id=job.request_id,
+        campaign_id=job.campaign_id,
+        level=logging.WARNING,
+        status=status,
+    )
+    error_reporting.capture_failed(
+        request_id=job.request_id, outcome="report_failed", status=status, message=message
+    )
+    return "report_failed"
+
+
+def _settle(ctx, conn, job: ReportJob, from_states, owner, changes) -> None:
+    """Settle the request's row; a report made outside callbridge has none to settle."""
+    if from_states:
+        ctx.store.settle(
+            conn, job.request_id, from_states=from_states, owner=owner, changes=changes
+        )

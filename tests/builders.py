@@ -1,0 +1,113 @@
+"""Call requests as a CRM would publish them, and the ways to publish them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from kombu import Connection, Producer
+
+ZONE = "Asia/Yekaterinburg"
+
+
+def phone(n: int) -> str:
+    """A distinct valid Russian mobile number per ``n``, written the way CRMs write them."""
+    digits = f"912{n:07d}"
+    return f"+7 {digits[:3]} {digits[3:6]}-{digits[6:8]}-{digits[8:]}"
+
+
+def window_tomorrow() -> dict[str, str]:
+    date = (dt.datetime.now(ZoneInfo(ZONE)) + dt.timedelta(days=1)).date()
+    return {"date": date.isoformat(), "start_time": "09:00", "end_time": "17:00"}
+
+
+def window_ending_in(minutes: int, zone: str = ZONE) -> dict[str, str]:
+    """A window that started a minute ago (at the latest) and ends ``minutes`` from now."""
+    now = dt.datetime.now(ZoneInfo(zone)).replace(second=0, microsecond=0)
+    end = now + dt.timedelta(minutes=minutes)
+    start = max(now - dt.timedelta(minutes=1), end.replace(hour=0, minute=0))
+    if start >= end:
+        raise ValueError("no window fits before midnight; run again in a minute")
+    return {
+        "date": end.date().isoformat(),
+        "start_time": start.strftime("%H:%M"),
+        "end_time": end.strftime("%H:%M"),
+    }
+
+
+def call_request(
+    request_id: str,
+    *,
+    phones: int = 2,
+    first_phone: int = 0,
+    schedule: dict[str, Any] | None = None,
+    report: dict[str, Any] | None = None,
+    **campaign: Any,
+) -> dict[str, Any]:
+    body = {
+        "request_id": request_id,
+        "campaign": {
+            "project_id": 1,
+            "scenario_id": 951,
+            "start_block_id": 10,
+            "phone_id": 5,
+            "name": "Подтверждение записи",
+            "schedule": {
+                **window_tomorrow(),
+                "attempts": 2,
+                "interval": 5,
+                "timezone": ZONE,
+                **(schedule or {}),
+            },
+            **campaign,
+        },
+        "phones": [
+            {
+                "phone": phone(first_phone + n),
+                "external_id": f"{request_id}-lead-{n}",
+                "add_data": {"name": f"Клиент Секретов {n}"},
+            }
+            for n in range(phones)
+        ],
+    }
+    if report is not None:
+        body["report"] = report
+    return body
+
+
+def publish(
+    broker_url: str,
+    queue: str,
+    body: dict[str, Any] | bytes,
+    *,
+    content_type: str | None = "application/json",
+    **properties: Any,
+) -> None:
+    """Publish like the CRM: default exchange, persistent; a dict body is sent as JSON."""
+    raw = json.dumps(body, ensure_ascii=False).encode() if isinstance(body, dict) else body
+    with Connection(broker_url, transport_options={"confirm_publish": True}) as connection:
+        Producer(connection.default_channel).publish(
+            raw,
+            exchange="",
+            routing_key=queue,
+            delivery_mode=2,
+            content_type=content_type or "application/octet-stream",
+            content_encoding="utf-8" if content_type else "binary",
+            **properties,
+        )
+
+
+def publish_many(broker_url: str, queue: str, bodies: list[dict[str, Any]]) -> None:
+    with Connection(broker_url, transport_options={"confirm_publish": True}) as connection:
+        producer = Producer(connection.default_channel)
+        for body in bodies:
+            producer.publish(
+                json.dumps(body, ensure_ascii=False).encode(),
+                exchange="",
+                routing_key=queue,
+                delivery_mode=2,
+                content_type="application/json",
+                content_encoding="utf-8",
+            )

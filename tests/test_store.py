@@ -1,0 +1,137 @@
+"""The store on both backends: duplicates change nothing, claims never hand a row out twice."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from worker.store import (
+    SCHEMA_VERSION,
+    Event,
+    NewRequest,
+    SettleConflict,
+    Store,
+    open_store,
+    schema_meta,
+    utcnow,
+)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request) -> Store:
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+    store = open_store(url, pool_size=8)
+    store.create_schema()
+    yield store
+    store.engine.dispose()
+
+
+def new_request(request_id: str) -> NewRequest:
+    start = utcnow() + dt.timedelta(hours=1)
+    return NewRequest(
+        request_id=request_id,
+        project_id=1,
+        scenario_id=951,
+        start_block_id=10,
+        correlation_id=None,
+        reply_to=None,
+        create_body=b'{"campaign": {}}',
+        contacts=[("+79123456789", "lead-1")],
+        phones_rejected=[],
+        report_columns=None,
+        window_start=start,
+        window_end=start + dt.timedelta(hours=1),
+        report_delay_minutes=15,
+    )
+
+
+def event(event_id: str) -> Event:
+    return Event(event_id, "campaign.created", "results", b"{}", {"type": "campaign.created"})
+
+
+def test_a_duplicate_request_id_changes_nothing(store: Store) -> None:
+    with store.transaction() as conn:
+        assert store.add_request(conn, new_request("r-1"))
+    changed = new_request("r-1")
+    with store.transaction() as conn:
+        assert not store.add_request(conn, dataclasses.replace(changed, project_id=99))
+    assert store.get_request("r-1").project_id == 1
+
+
+def test_a_claim_commits_sending_and_returns_the_body(store: Store) -> None:
+    with store.transaction() as conn:
+        store.add_request(conn, new_request("r-1"))
+    row, body = store.claim_create(owner=7, now=utcnow())
+    assert (row.request_id, row.state, row.owner, row.attempts) == ("r-1", "sending", 7, 1)
+    assert body == b'{"campaign": {}}'
+    assert store.get_request("r-1").state == "sending"
+    assert store.claim_create(owner=8, now=utcnow()) is None
+
+
+def test_a_request_not_yet_due_is_not_claimed(store: Store) -> None:
+    with store.transaction() as conn:
+        store.add_request(conn, new_request("r-1"))
+    assert store.claim_create(owner=7, now=utcnow() - dt.timedelta(minutes=1)) is None
+
+
+def test_settling_a_row_someone_else_holds_is_refused(store: Store) -> None:
+    with store.transaction() as conn:
+        store.add_request(conn, new_request("r-1"))
+    store.claim_create(owner=7, now=utcnow())
+    with pytest.raises(SettleConflict), store.transaction() as conn:
+        store.settle(conn, "r-1", from_states=("sending",), owner=8, changes={"state": "created"})
+    assert store.get_request("r-1").state == "sending"
+
+
+def test_an_event_id_is_queued_once(store: Store) -> None:
+    with store.transaction() as conn:
+        assert store.add_event(conn, event("e-1"))
+        assert not store.add_event(conn, event("e-1"))
+    with store.pending_events(10) as (batch, published):
+        assert [pending.event.event_id for pending in batch] == ["e-1"]
+        published.append(batch[0].id)
+    with store.pending_events(10) as (batch, _):
+        assert batch == []
+
+
+def test_an_event_not_marked_published_stays_pending(store: Store) -> None:
+    with store.transaction() as conn:
+        store.add_event(conn, event("e-1"))
+    with pytest.raises(RuntimeError), store.pending_events(10) as (batch, _published):
+        raise RuntimeError("the broker went away before the confirm")
+    with store.pending_events(10) as (batch, _):
+        assert [pending.event.event_id for pending in batch] == ["e-1"]
+
+
+def test_concurrent_claims_never_hand_out_a_row_twice(postgres_url: str) -> None:
+    store = open_store(postgres_url, pool_size=8)
+    store.create_schema()
+    with store.transaction() as conn:
+        for n in range(200):
+            store.add_request(conn, new_request(f"r-{n}"))
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def claim_all(owner: int) -> None:
+        while (got := store.claim_create(owner, utcnow())) is not None:
+            with lock:
+                claimed.append(got[0].request_id)
+
+    threads = [threading.Thread(target=claim_all, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claimed) == sorted(f"r-{n}" for n in range(200))
+    store.engine.dispose()
+
+
+def test_a_newer_schema_is_refused(store: Store) -> None:
+    with store.transaction() as conn:
+        conn.execute(sa.update(schema_meta).values(value=str(SCHEMA_VERSION + 1)))
+    with pytest.raises(RuntimeError, match="newer"):
+        store.create_schema()

@@ -1,0 +1,328 @@
+"""The is74 platform's two calls, each answer settled into one outcome the worker acts on.
+
+Creating a campaign is not idempotent and the platform offers no way to look one up, so the
+client never sends ``POST /api/campaigns`` twice by itself: no urllib3 retries, no redirects
+followed. What the worker may do next is decided by classifying the answer exactly as
+guarantee 4 of the message contract says: only a call that never reached the platform (no
+connection made), or a 429/503, may be tried again; a broken or unreadable answer is
+``Unknown`` because the campaign may exist.
+
+Messages carried by outcomes never hold the token or the request body; phone-like digit runs
+the platform may echo are blanked too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+
+from worker.backoff import parse_retry_after
+from worker.config import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+CREATE_PATH = "/api/campaigns"
+REPORT_PATH = "/api/analytics/{project_id}/report"
+MAX_CONNECT_TIMEOUT = 5.0
+MESSAGE_LIMIT = 500
+USER_AGENT = "callbridge/0.1"
+# Endpoint names given to the latency observer.
+CREATE_ENDPOINT = "create"
+REPORT_ENDPOINT = "report"
+
+# observe(endpoint, outcome kind, seconds): how each platform call went, for metrics.
+Observer = Callable[[str, str, float], None]
+
+# A Russian number as people write it: +7 912 345-67-89, 8 (912) 345-67-89, 9123456789 ...
+_PHONE_LIKE = re.compile(
+    r"(?<![0-9])(?:(?:\+?7|8)[ (-]*|\()?[0-9]{3}[ )-]*[0-9]{3}[ -]*[0-9]{2}[ -]*[0-9]{2}(?![0-9])"
+)
+# A 422 may list an error per phone; the message keeps the first few.
+ERRORS_SHOWN = 5
+_MAX_CAUSE_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class Created:
+    """The platform created the campaign and said its id."""
+
+    kind: ClassVar[str] = "created"
+    campaign_id: int
+
+
+@dataclass(frozen=True)
+class RetryLater:
+    """Nothing was created (no connection made, 429 or 503): safe to send again later."""
+
+    kind: ClassVar[str] = "retry_later"
+    status: int | None
+    message: str
+    retry_after: float | None
+
+
+@dataclass(frozen=True)
+class NotCreated:
+    """The platform refused the campaign (a 4xx); sending it again would be refused again."""
+
+    kind: ClassVar[str] = "not_created"
+    status: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """The body reached the platform but no readable answer came back: it may exist."""
+
+    kind: ClassVar[str] = "unknown"
+    status: int | None
+    message: str
+
+
+@dataclass(frozen=True)
+class AuthFailed:
+    """401/403: the token is wrong, not the request; the worker pauses instead of failing it."""
+
+    kind: ClassVar[str] = "auth_failed"
+    status: int
+    message: str
+
+
+@dataclass(frozen=True)
+class ReportFetched:
+    """The analytics answer, decoded from JSON and otherwise as the platform gave it."""
+
+    kind: ClassVar[str] = "fetched"
+    data: object
+
+
+@dataclass(frozen=True)
+class ReportFailed:
+    """The analytics call failed; it is safe to retry, and the caller does, with backoff."""
+
+    kind: ClassVar[str] = "failed"
+    status: int | None
+    message: str
+    retry_after: float | None
+
+
+CreateOutcome = Created | RetryLater | NotCreated | Unknown | AuthFailed
+ReportOutcome = ReportFetched | ReportFailed | AuthFailed
+
+
+class PlatformClient:
+    """One HTTP session to the platform, with the token, timeouts and no automatic retries.
+
+    A ``session`` passed in is used as it is (its adapters included); the client's own session
+    mounts adapters that never retry. ``observe`` hears the duration of every call.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        session: requests.Session | None = None,
+        observe: Observer | None = None,
+    ) -> None:
+        if settings.auth_header_value is None:
+            raise ConfigError("IS74_API_TOKEN is not set: the platform client needs it")
+        self._base_url = settings.is74_api_url.rstrip("/")
+        self._token = settings.is74_api_token or ""
+        self._headers = {
+            settings.is74_auth_header: settings.auth_header_value,
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        read_timeout = settings.http_timeout_seconds
+        self._timeout = (min(MAX_CONNECT_TIMEOUT, read_timeout), read_timeout)
+        self._session = session or _session_without_retries(settings.http_concurrency)
+        self._observe = observe
+
+    def create_campaign(self, body: bytes) -> CreateOutcome:
+        """POST the campaign once and settle the answer (never raises for a platform problem)."""
+        started = time.monotonic()
+        try:
+            response = self._post(CREATE_PATH, body)
+        except Exception as exc:  # whatever broke, the body may have been sent
+            outcome: CreateOutcome = self._create_error(exc)
+        else:
+            outcome = classify_create_answer(
+                response.status_code, response.headers, response.content, token=self._token
+            )
+        self._finished(CREATE_ENDPOINT, outcome.kind, started)
+        return outcome
+
+    def fetch_report(self, project_id: int, body: Mapping) -> ReportOutcome:
+        """POST the analytics query once; the caller retries a ``ReportFailed`` with backoff."""
+        started = time.monotonic()
+        path = REPORT_PATH.format(project_id=int(project_id))
+        try:
+            response = self._post(path, json.dumps(body).encode())
+        except Exception as exc:  # any failure of this safe call is retried
+            outcome: ReportOutcome = ReportFailed(None, _describe(exc), None)
+        else:
+            outcome = classify_report_answer(
+                response.status_code, response.headers, response.content, token=self._token
+            )
+        self._finished(REPORT_ENDPOINT, outcome.kind, started)
+        return outcome
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _post(self, path: str, body: bytes) -> requests.Response:
+        return self._session.post(
+            self._base_url + path,
+            data=body,
+            headers=self._headers,
+            timeout=self._timeout,
+            allow_redirects=False,
+        )
+
+    def _create_error(self, exc: Exception) -> RetryLater | Unknown:
+        if _never_connected(exc):
+            return RetryLater(None, f"no connection to the platform: {_describe(exc)}", None)
+        return Unknown(None, f"the request may have reached the platform: {_describe(exc)}")
+
+    def _finished(self, endpoint: str, kind: str, started: float) -> None:
+        seconds = time.monotonic() - started
+        log.debug("platform %s: %s in %.3fs", endpoint, kind, seconds)
+        if self._observe is None:
+            return
+        try:
+            self._observe(endpoint, kind, seconds)
+        except Exception:
+            # A metrics bug must not lose the outcome of a POST that cannot be repeated.
+            log.exception("the platform latency observer failed")
+
+
+def classify_create_answer(
+    status: int, headers: Mapping[str, str], content: bytes, *, token: str = ""
+) -> CreateOutcome:
+    """Settle an HTTP answer to ``POST /api/campaigns`` as guarantee 4 of messages.md says."""
+    if 200 <= status < 300:
+        campaign_id = _campaign_id(content)
+        if campaign_id is None:
+            return Unknown(status, f"the platform answered {status} without a campaign id")
+        return Created(campaign_id)
+    message = platform_message(status, content, token=token)
+    if status in (429, 503):
+        return RetryLater(status, message, parse_retry_after(headers.get("Retry-After")))
+    if status in (401, 403):
+        return AuthFailed(status, message)
+    if 400 <= status < 500:
+        return NotCreated(status, message)
+    return Unknown(status, message)
+
+
+def classify_report_answer(
+    status: int, headers: Mapping[str, str], content: bytes, *, token: str = ""
+) -> ReportOutcome:
+    """Settle an HTTP answer to the analytics call: its data, an auth failure, or a failure."""
+    if status in (401, 403):
+        return AuthFailed(status, platform_message(status, content, token=token))
+    if not 200 <= status < 300:
+        retry_after = parse_retry_after(headers.get("Retry-After"))
+        return ReportFailed(status, platform_message(status, content, token=token), retry_after)
+    try:
+        return ReportFetched(json.loads(content))
+    except ValueError:
+        return ReportFailed(status, f"the platform answered {status} with a body not JSON", None)
+
+
+def platform_message(status: int, content: bytes, *, token: str = "") -> str:
+    """The platform's own words about an error, short and safe to log and to send to the CRM.
+
+    From a JSON body: ``message`` (or ``error``, ``detail``) and a Laravel-style ``errors``
+    map; otherwise the text of the body; at worst the status alone.
+    """
+    text = content.decode("utf-8", errors="replace").strip()
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        text = _json_message(payload) or text
+    text = " ".join(text.split()) or f"HTTP {status}"
+    return _scrub(text, token)[:MESSAGE_LIMIT]
+
+
+def _session_without_retries(pool_size: int) -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=0, pool_connections=1, pool_maxsize=pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _never_connected(exc: Exception) -> bool:
+    """True only when urllib3 failed to open the connection, so no byte of the body was sent."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    wrapped = exc.args[0] if isinstance(exc, requests.ConnectionError) and exc.args else None
+    return isinstance(wrapped, MaxRetryError) and isinstance(
+        wrapped.reason, NewConnectionError | ConnectTimeoutError
+    )
+
+
+def _describe(exc: Exception) -> str:
+    """The innermost cause of a transport error, named; never the request itself."""
+    cause: BaseException = exc
+    for _ in range(_MAX_CAUSE_DEPTH):
+        inner = cause.args[0] if cause.args else None
+        if isinstance(cause, MaxRetryError) and cause.reason is not None:
+            inner = cause.reason
+        elif len(cause.args) > 1 and isinstance(cause.args[1], BaseException):
+            inner = cause.args[1]  # urllib3's ProtocolError("Connection aborted.", cause)
+        if not isinstance(inner, BaseException):
+            break
+        cause = inner
+    return f"{type(cause).__name__}: {cause}"[:MESSAGE_LIMIT]
+
+
+def _campaign_id(content: bytes) -> int | None:
+    try:
+        payload = json.loads(content)
+    except ValueError:
+        return None
+    campaign = payload.get("campaign") if isinstance(payload, dict) else None
+    value = campaign.get("id") if isinstance(campaign, dict) else None
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
+
+
+def _json_message(payload: dict) -> str:
+    said = next((payload[key] for key in ("message", "error", "detail") if payload.get(key)), None)
+    if isinstance(said, dict):
+        said = said.get("message") or json.dumps(said, ensure_ascii=False)
+    parts = [str(said)] if said else []
+    errors = payload.get("errors")
+    if isinstance(errors, dict) and errors:
+        shown = itertools.islice(errors.items(), ERRORS_SHOWN)
+        listed = "; ".join(f"{path}: {_listed(reasons)}" for path, reasons in shown)
+        more = f" (and {len(errors) - ERRORS_SHOWN} more)" if len(errors) > ERRORS_SHOWN else ""
+        parts.append(listed + more)
+    return " — ".join(parts)
+
+
+def _listed(reasons: object) -> str:
+    return ", ".join(map(str, reasons)) if isinstance(reasons, list) else str(reasons)
+
+
+def _scrub(text: str, token: str) -> str:
+    if token:
+        text = text.replace(token, "[token]")
+    return _PHONE_LIKE.sub("[phone]", text)

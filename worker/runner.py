@@ -1,0 +1,195 @@
+"""The worker process: its threads, and how it starts and stops.
+
+- the main thread consumes requests (intake);
+- ``HTTP_CONCURRENCY`` step threads create campaigns and fetch reports;
+- a relay thread publishes the outbox;
+- a housekeeping thread beats the worker's heartbeat and settles dead workers' rows.
+
+SIGTERM/SIGINT stop intake at once, let the step threads finish the call they are in (bounded
+by the HTTP timeout), publish what is pending, and exit 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable
+
+from handlers.accept import Verdict
+from handlers.context import StepContext
+from handlers.create import create_next
+from handlers.orphans import settle_orphans
+from handlers.report import report_next
+from worker import __version__, broker, error_reporting, metrics
+from worker.config import Settings
+from worker.consumer import RequestConsumer
+from worker.liveness import Liveness, hold_liveness
+from worker.logs import configure_logging, secrets_from, state_change
+from worker.platform import PlatformClient
+from worker.relay import Relay
+from worker.store import Store, open_store
+
+log = logging.getLogger("callbridge.worker")
+
+IDLE_WAIT_SECONDS = 1.0
+HOUSEKEEPING_SECONDS = 2.0
+LOOP_ERROR_PAUSE_SECONDS = 2.0
+EXIT_LOST_LIVENESS = 3
+
+
+class Worker:
+    def __init__(self, settings: Settings, store: Store):
+        self.settings = settings
+        self.store = store
+        self.stopping = threading.Event()
+        self.work_ready = threading.Event()
+        self.exit_code = 0
+        owner = store.register_worker(hostname=socket.gethostname(), pid=os.getpid())
+        try:
+            self.liveness: Liveness = hold_liveness(store, owner)
+        except Exception:
+            store.unregister_worker(owner)
+            raise
+        self.ctx = StepContext(
+            settings=settings, store=store, platform=self._platform_client(), owner=owner
+        )
+        self.consumer = RequestConsumer(
+            broker.connect(settings),
+            settings=settings,
+            store=store,
+            on_verdict=self._on_verdict,
+            on_iteration=self._check_stop,
+        )
+        self.relay = Relay(store, broker.connect(settings), ready=self.ctx.outbox_ready)
+
+    # -- running -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        settled = settle_orphans(self.ctx, self.liveness)
+        state_change(
+            log,
+            "worker started",
+            request_id=None,
+            worker=self.ctx.owner,
+            version=__version__,
+            orphans_settled=settled,
+        )
+        threads = [
+            self._thread("relay", lambda: self.relay.run(self.stopping.is_set)),
+            self._thread("housekeeping", self._housekeeping),
+            *(
+                self._thread(f"step-{n}", self._steps, self._thread_context())
+                for n in range(self.settings.http_concurrency)
+            ),
+        ]
+        self.consumer.run()
+        self._shutdown(threads)
+        return self.exit_code
+
+    def stop(self, *_signal_args: object) -> None:
+        """Stop intake now; everything else winds down in ``run``."""
+        self.stopping.set()
+        self.consumer.should_stop = True
+        self.work_ready.set()
+        self.ctx.outbox_ready.set()
+
+    def _thread_context(self) -> StepContext:
+        """Shares everything but the HTTP session: one per thread."""
+        return dataclasses.replace(self.ctx, platform=self._platform_client())
+
+    def _platform_client(self) -> PlatformClient:
+        return PlatformClient(self.settings, observe=metrics.observe_platform_call)
+
+    def _thread(self, name: str, target: Callable[..., None], *args: object) -> threading.Thread:
+        thread = threading.Thread(
+            target=self._supervised, args=(name, target, *args), name=name, daemon=True
+        )
+        thread.start()
+        return thread
+
+    def _supervised(self, name: str, target: Callable[..., None], *args: object) -> None:
+        """Keep a loop alive through unexpected errors: report each, pause, go on."""
+        while not self.stopping.is_set():
+            try:
+                target(*args)
+            except Exception:  # reported; the loop must survive
+                log.exception("%s loop failed; restarting it", name)
+                self.stopping.wait(LOOP_ERROR_PAUSE_SECONDS)
+            else:
+                return
+
+    def _steps(self, ctx: StepContext) -> None:
+        while not self.stopping.is_set():
+            self.work_ready.clear()
+            if create_next(ctx) or report_next(ctx):
+                continue
+            self.work_ready.wait(ctx.gate.seconds_left() or IDLE_WAIT_SECONDS)
+
+    def _housekeeping(self) -> None:
+        while not self.stopping.wait(HOUSEKEEPING_SECONDS):
+            if not self.liveness.alive():
+                log.critical(
+                    "lost the lock that marks this worker alive; stopping so that "
+                    "another worker can settle its requests"
+                )
+                self.exit_code = EXIT_LOST_LIVENESS
+                self.stop()
+                return
+            self.store.heartbeat(self.ctx.owner)
+            settle_orphans(self.ctx, self.liveness)
+
+    def _on_verdict(self, verdict: Verdict) -> None:
+        if verdict.outcome == "accepted":
+            self.work_ready.set()
+        elif verdict.outcome == "rejected":
+            self.ctx.outbox_ready.set()
+
+    def _check_stop(self) -> None:
+        if self.stopping.is_set():
+            self.consumer.should_stop = True
+
+    # -- stopping ------------------------------------------------------------------------
+
+    def _shutdown(self, threads: list[threading.Thread]) -> None:
+        self.stop()
+        budget = self.settings.http_timeout_seconds + 5
+        for thread in threads:
+            if thread.name != "relay":
+                thread.join(budget)
+        for thread in threads:
+            if thread.name == "relay":
+                thread.join(10)
+        try:
+            published = self.relay.drain()
+        except Exception:  # unsent events stay in the outbox for the next run
+            log.warning(
+                "could not publish every pending event before exit; they stay queued", exc_info=True
+            )
+        else:
+            log.info("published %d pending events before exit", published)
+        self.store.unregister_worker(self.ctx.owner)
+        self.liveness.close()
+        error_reporting.flush()
+        state_change(log, "worker stopped", request_id=None, worker=self.ctx.owner)
+
+
+def run(settings: Settings) -> int:
+    """``callbridge run``: serve until SIGTERM/SIGINT."""
+    configure_logging(
+        level=settings.log_level,
+        fmt=settings.log_format,
+        secrets=secrets_from(settings),
+    )
+    error_reporting.init_sentry(settings, release=__version__)
+    store = open_store(settings.database_url, pool_size=settings.http_concurrency + 4)
+    store.create_schema()
+    if settings.metrics_port:
+        metrics.start_metrics_server(settings.metrics_port, stats=store.stats)
+    worker = Worker(settings, store)
+    signal.signal(signal.SIGTERM, worker.stop)
+    signal.signal(signal.SIGINT, worker.stop)
+    return worker.run()

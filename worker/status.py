@@ -1,0 +1,47 @@
+"""``callbridge status``: what became of a request, as the store has it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from worker.config import Settings
+from worker.store import open_store
+
+
+def print_status(settings: Settings, request_id: str) -> int:
+    store = open_store(settings.database_url)
+    store.create_schema()
+    row = store.get_request(request_id)
+    if row is None:
+        print(f"request {request_id}: unknown (never received by a worker on this database)")
+        return 1
+    details = store.request_details(request_id)
+    print(f"request {request_id}")
+    for label, value in (
+        ("state", row.state),
+        ("outcome", row.outcome),
+        ("campaign id", row.campaign_id),
+        ("project id", row.project_id),
+        ("phones accepted", len(details["contacts"])),
+        ("phones rejected", len(details["phones_rejected"])),
+        ("attempts", row.attempts),
+        ("next attempt", _time(row.next_attempt_at) if row.state == "retry" else None),
+        ("received", _time(row.received_at)),
+        ("report due", _time(row.report_due_at)),
+    ):
+        if value is not None:
+            print(f"  {label + ':':17}{value}")
+    events = store.events_of(request_id)
+    print(f"  events ({len(events)}):")
+    for event in events:
+        published = (
+            f"published {_time(event['published_at'])}"
+            if event["published_at"]
+            else "NOT published yet"
+        )
+        print(f"    {event['event_id']}  → {event['queue']}  {published}")
+    return 0
+
+
+def _time(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,627 @@
+"""The durable state of every call request, and the outbox of result events.
+
+The broker is only the transport: a request is acked once its row is committed here, every
+step of its life is a state change committed here, and every event to publish is a row here
+until its publisher confirm arrives. A crash at any instant therefore loses nothing, and a
+state change made in one transaction with its event can never be half done.
+
+States of a request:
+
+    received ─claim─▶ sending ─▶ created ─claim─▶ reporting ─▶ reported
+       ▲                │  │        ▲                 │
+       └── retry ◀──────┘  └▶ failed └─── (retry) ────┘──▶ report_failed
+    rejected (a contract violation; only its rejection event is kept)
+
+``sending`` is the dangerous one: the POST may have reached the platform. A ``sending`` row
+whose owner is no longer alive is settled as ``failed`` with an unknown outcome, never resent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+SCHEMA_VERSION = 1
+
+PENDING_CREATE = ("received", "retry")
+IN_FLIGHT = ("sending", "reporting")
+STATES = (
+    "received",
+    "retry",
+    "sending",
+    "created",
+    "failed",
+    "rejected",
+    "reporting",
+    "reported",
+    "report_failed",
+)
+
+metadata = sa.MetaData()
+
+schema_meta = sa.Table(
+    "callbridge_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+)
+
+requests_table = sa.Table(
+    "callbridge_requests",
+    metadata,
+    sa.Column("request_id", sa.String(128), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("project_id", sa.BigInteger),
+    sa.Column("scenario_id", sa.BigInteger),
+    sa.Column("start_block_id", sa.BigInteger),
+    sa.Column("correlation_id", sa.String(255)),
+    sa.Column("reply_to", sa.String(255)),
+    # The exact bytes POSTed to the platform, built once at intake.
+    sa.Column("create_body", sa.LargeBinary),
+    # JSON [[e164, external_id], ...]: what report rows are mapped back to.
+    sa.Column("contacts", sa.Text),
+    sa.Column("phones_rejected", sa.Text),
+    sa.Column("report_columns", sa.Text),
+    sa.Column("window_start", sa.DateTime),
+    sa.Column("window_end", sa.DateTime),
+    sa.Column("report_delay_minutes", sa.Integer),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("report_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("first_attempt_at", sa.DateTime),
+    sa.Column("next_attempt_at", sa.DateTime),
+    sa.Column("owner", sa.BigInteger),
+    sa.Column("campaign_id", sa.BigInteger),
+    sa.Column("report_due_at", sa.DateTime),
+    sa.Column("outcome", sa.String(32)),
+    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Index("ix_callbridge_requests_due", "state", "next_attempt_at"),
+    sa.Index("ix_callbridge_requests_campaign", "campaign_id"),
+)
+
+outbox_table = sa.Table(
+    "callbridge_outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("event_id", sa.String(255), nullable=False, unique=True),
+    sa.Column("request_id", sa.String(128)),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("queue", sa.String(255), nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    # JSON of the AMQP properties and headers to publish with.
+    sa.Column("properties", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("published_at", sa.DateTime),
+    sa.Index("ix_callbridge_outbox_pending", "published_at", "id"),
+)
+
+workers_table = sa.Table(
+    "callbridge_workers",
+    metadata,
+    sa.Column("worker_key", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("hostname", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("heartbeat_at", sa.DateTime, nullable=False),
+)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _naive(moment: dt.datetime | None) -> dt.datetime | None:
+    """Store times as naive UTC: SQLite has no time zones, and one convention is simpler."""
+    if moment is None:
+        return None
+    return moment.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _aware(moment: dt.datetime | None) -> dt.datetime | None:
+    return None if moment is None else moment.replace(tzinfo=dt.UTC)
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """A message to publish: a result event, or a dead-lettered original."""
+
+    event_id: str
+    event_type: str
+    queue: str
+    body: bytes
+    properties: Mapping[str, Any]
+    request_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PendingEvent:
+    id: int
+    event: Event
+
+
+@dataclasses.dataclass(frozen=True)
+class NewRequest:
+    """What intake stores for a valid request."""
+
+    request_id: str
+    project_id: int
+    scenario_id: int
+    start_block_id: int
+    correlation_id: str | None
+    reply_to: str | None
+    create_body: bytes
+    contacts: Sequence[tuple[str, str | None]]
+    phones_rejected: Sequence[Mapping[str, Any]]
+    report_columns: Sequence[Mapping[str, Any]] | None
+    window_start: dt.datetime
+    window_end: dt.datetime
+    report_delay_minutes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestRow:
+    """A request as the store has it (bulky columns are loaded only by the steps needing them)."""
+
+    request_id: str
+    state: str
+    project_id: int | None
+    scenario_id: int | None
+    start_block_id: int | None
+    correlation_id: str | None
+    reply_to: str | None
+    attempts: int
+    report_attempts: int
+    first_attempt_at: dt.datetime | None
+    next_attempt_at: dt.datetime | None
+    campaign_id: int | None
+    report_due_at: dt.datetime | None
+    window_start: dt.datetime | None
+    window_end: dt.datetime | None
+    report_delay_minutes: int | None
+    outcome: str | None
+    received_at: dt.datetime
+    updated_at: dt.datetime
+    owner: int | None
+
+
+_ROW_COLUMNS = [requests_table.c[field.name] for field in dataclasses.fields(RequestRow)]
+_TIME_FIELDS = {f.name for f in dataclasses.fields(RequestRow) if f.name.endswith("_at")} | {
+    "window_start",
+    "window_end",
+}
+
+
+class SettleConflict(RuntimeError):
+    """The row was no longer ours to settle: another worker settled it as orphaned."""
+
+
+class Store:
+    """SQLAlchemy Core over SQLite (one worker process) or PostgreSQL (any number)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    # -- set-up --------------------------------------------------------------------------
+
+    def create_schema(self) -> None:
+        """Create the tables if missing and record the schema version, refusing a newer one."""
+        with self.transaction() as conn:
+            if self.dialect == "postgresql":
+                # Several workers may start at once: serialise the DDL.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7407, 0)"))
+            metadata.create_all(conn)
+            found = conn.execute(
+                sa.select(schema_meta.c.value).where(schema_meta.c.key == "schema_version")
+            ).scalar()
+            if found is None:
+                conn.execute(
+                    schema_meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
+                )
+            elif int(found) > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"the database has schema version {found}, newer than this callbridge "
+                    f"({SCHEMA_VERSION}): upgrade callbridge"
+                )
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    # -- workers -------------------------------------------------------------------------
+
+    def register_worker(self, *, hostname: str, pid: int) -> int:
+        now = _naive(utcnow())
+        with self.transaction() as conn:
+            return conn.execute(
+                workers_table.insert()
+                .values(hostname=hostname, pid=pid, started_at=now, heartbeat_at=now)
+                .returning(workers_table.c.worker_key)
+            ).scalar_one()
+
+    def heartbeat(self, worker_key: int) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                workers_table.update()
+                .where(workers_table.c.worker_key == worker_key)
+                .values(heartbeat_at=_naive(utcnow()))
+            )
+
+    def unregister_worker(self, worker_key: int) -> None:
+        with self.transaction() as conn:
+            conn.execute(workers_table.delete().where(workers_table.c.worker_key == worker_key))
+
+    def last_heartbeat(self) -> dt.datetime | None:
+        with self.engine.connect() as conn:
+            return _aware(
+                conn.execute(sa.select(sa.func.max(workers_table.c.heartbeat_at))).scalar()
+            )
+
+    def owners_in_flight(self, exclude: int) -> list[int]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(requests_table.c.owner)
+                    .distinct()
+                    .where(requests_table.c.state.in_(IN_FLIGHT), requests_table.c.owner != exclude)
+                ).scalars()
+            )
+
+    def forget_worker(self, conn: Connection, worker_key: int) -> None:
+        conn.execute(workers_table.delete().where(workers_table.c.worker_key == worker_key))
+
+    # -- intake --------------------------------------------------------------------------
+
+    def add_request(self, conn: Connection, new: NewRequest) -> bool:
+        """Insert a valid request; False when its request_id is already known (a duplicate)."""
+        now = _naive(utcnow())
+        values = dataclasses.asdict(new)
+        values.update(
+            state="received",
+            contacts=json.dumps(new.contacts, ensure_ascii=False, separators=(",", ":")),
+            phones_rejected=json.dumps(new.phones_rejected, ensure_ascii=False),
+            report_columns=None
+            if new.report_columns is None
+            else json.dumps(new.report_columns, ensure_ascii=False),
+            window_start=_naive(new.window_start),
+            window_end=_naive(new.window_end),
+            next_attempt_at=now,
+            received_at=now,
+            updated_at=now,
+        )
+        return self._insert_ignoring_duplicate(conn, requests_table, values, "request_id")
+
+    def add_rejected_request(
+        self, conn: Connection, *, request_id: str, correlation_id: str | None, reply_to: str | None
+    ) -> bool:
+        """Record a rejection so a later delivery under the same request_id changes nothing."""
+        now = _naive(utcnow())
+        values = {
+            "request_id": request_id,
+            "state": "rejected",
+            "outcome": "rejected",
+            "correlation_id": correlation_id,
+            "reply_to": reply_to,
+            "received_at": now,
+            "updated_at": now,
+        }
+        return self._insert_ignoring_duplicate(conn, requests_table, values, "request_id")
+
+    def add_event(self, conn: Connection, event: Event) -> bool:
+        """Queue an event for the relay; False when that event_id is queued already."""
+        values = {
+            "event_id": event.event_id,
+            "request_id": event.request_id,
+            "event_type": event.event_type,
+            "queue": event.queue,
+            "body": event.body,
+            "properties": json.dumps(event.properties, ensure_ascii=False),
+            "created_at": _naive(utcnow()),
+        }
+        return self._insert_ignoring_duplicate(conn, outbox_table, values, "event_id")
+
+    def _insert_ignoring_duplicate(
+        self, conn: Connection, table: sa.Table, values: Mapping[str, Any], key: str
+    ) -> bool:
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        statement = (
+            dialect_insert(table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=[key])
+            .returning(table.c[key])
+        )
+        # RETURNING, not rowcount: psycopg does not report a rowcount for this statement.
+        return conn.execute(statement).first() is not None
+
+    # -- claims --------------------------------------------------------------------------
+
+    def _claim(self, owner: int, due: sa.ColumnElement, changes: Mapping[str, Any], columns):
+        """Atomically take one due request: FOR UPDATE SKIP LOCKED lets workers share the queue."""
+        chosen = (
+            sa.select(requests_table.c.request_id)
+            .where(due)
+            .order_by(requests_table.c.next_attempt_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        with self.transaction() as conn:
+            row = conn.execute(
+                requests_table.update()
+                .where(requests_table.c.request_id == chosen)
+                .values(owner=owner, updated_at=_naive(utcnow()), **changes)
+                .returning(*columns)
+            ).first()
+        return row
+
+    def claim_create(self, owner: int, now: dt.datetime) -> tuple[RequestRow, bytes] | None:
+        """Mark one due request ``sending`` (committed before the POST) and return its body."""
+        row = self._claim(
+            owner,
+            sa.and_(
+                requests_table.c.state.in_(PENDING_CREATE),
+                requests_table.c.next_attempt_at <= _naive(now),
+            ),
+            {
+                "state": "sending",
+                "attempts": requests_table.c.attempts + 1,
+                "first_attempt_at": sa.func.coalesce(
+                    requests_table.c.first_attempt_at, _naive(now)
+                ),
+            },
+            [*_ROW_COLUMNS, requests_table.c.create_body],
+        )
+        if row is None:
+            return None
+        *fields, body = row
+        return _row(fields), body
+
+    def claim_report(
+        self, owner: int, now: dt.datetime
+    ) -> tuple[RequestRow, list[tuple[str, str | None]], list[dict] | None] | None:
+        """Mark one campaign whose report is due ``reporting``; return it with its contacts."""
+        row = self._claim(
+            owner,
+            sa.and_(
+                requests_table.c.state == "created",
+                requests_table.c.next_attempt_at <= _naive(now),
+            ),
+            {"state": "reporting", "report_attempts": requests_table.c.report_attempts + 1},
+            [*_ROW_COLUMNS, requests_table.c.contacts, requests_table.c.report_columns],
+        )
+        if row is None:
+            return None
+        *fields, contacts, columns = row
+        return (
+            _row(fields),
+            [tuple(pair) for pair in json.loads(contacts or "[]")],
+            None if columns is None else json.loads(columns),
+        )
+
+    # -- settling ------------------------------------------------------------------------
+
+    def settle(
+        self,
+        conn: Connection,
+        request_id: str,
+        *,
+        from_states: Sequence[str],
+        owner: int | None,
+        changes: Mapping[str, Any],
+    ) -> None:
+        """Move a request on from a state we hold; SettleConflict when it is no longer ours."""
+        values = {
+            key: _naive(value) if isinstance(value, dt.datetime) else value
+            for key, value in changes.items()
+        }
+        statement = (
+            requests_table.update()
+            .where(
+                requests_table.c.request_id == request_id,
+                requests_table.c.state.in_(from_states),
+            )
+            .values(updated_at=_naive(utcnow()), **values)
+        )
+        if owner is not None:
+            statement = statement.where(requests_table.c.owner == owner)
+        if conn.execute(statement).rowcount != 1:
+            raise SettleConflict(request_id)
+
+    def in_flight_of(self, conn: Connection, owner: int) -> list[RequestRow]:
+        return [
+            _row(row)
+            for row in conn.execute(
+                sa.select(*_ROW_COLUMNS)
+                .where(requests_table.c.owner == owner, requests_table.c.state.in_(IN_FLIGHT))
+                .with_for_update()
+            )
+        ]
+
+    # -- reading -------------------------------------------------------------------------
+
+    def get_request(self, request_id: str) -> RequestRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(*_ROW_COLUMNS).where(requests_table.c.request_id == request_id)
+            ).first()
+        return None if row is None else _row(row)
+
+    def find_by_campaign(self, campaign_id: int) -> RequestRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(*_ROW_COLUMNS).where(requests_table.c.campaign_id == campaign_id)
+            ).first()
+        return None if row is None else _row(row)
+
+    def request_details(self, request_id: str) -> dict[str, Any]:
+        """The bulky columns of a request, decoded: contacts, rejected phones, report columns."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(
+                    requests_table.c.contacts,
+                    requests_table.c.phones_rejected,
+                    requests_table.c.report_columns,
+                ).where(requests_table.c.request_id == request_id)
+            ).one()
+        return {
+            "contacts": [tuple(pair) for pair in json.loads(row.contacts or "[]")],
+            "phones_rejected": json.loads(row.phones_rejected or "[]"),
+            "report_columns": None
+            if row.report_columns is None
+            else json.loads(row.report_columns),
+        }
+
+    def events_of(self, request_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    outbox_table.c.event_id,
+                    outbox_table.c.event_type,
+                    outbox_table.c.queue,
+                    outbox_table.c.created_at,
+                    outbox_table.c.published_at,
+                )
+                .where(outbox_table.c.request_id == request_id)
+                .order_by(outbox_table.c.id)
+            )
+            return [
+                {
+                    **row._asdict(),
+                    "created_at": _aware(row.created_at),
+                    "published_at": _aware(row.published_at),
+                }
+                for row in rows
+            ]
+
+    def stats(self, now: dt.datetime | None = None) -> dict[str, Any]:
+        """Figures for metrics and health: backlog, oldest unsent event, states, reports due."""
+        now = now or utcnow()
+        with self.engine.connect() as conn:
+            backlog, oldest = conn.execute(
+                sa.select(sa.func.count(), sa.func.min(outbox_table.c.created_at)).where(
+                    outbox_table.c.published_at.is_(None)
+                )
+            ).one()
+            by_state = dict(
+                conn.execute(
+                    sa.select(requests_table.c.state, sa.func.count()).group_by(
+                        requests_table.c.state
+                    )
+                ).all()
+            )
+            reports_due = conn.execute(
+                sa.select(sa.func.count()).where(
+                    requests_table.c.state == "created",
+                    requests_table.c.report_due_at <= _naive(now),
+                )
+            ).scalar_one()
+        return {
+            "outbox_backlog": backlog,
+            "outbox_oldest_age_seconds": None
+            if oldest is None
+            else max(0.0, (now - _aware(oldest)).total_seconds()),
+            "requests_by_state": by_state,
+            "reports_due": reports_due,
+        }
+
+    # -- the outbox ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def pending_events(self, limit: int) -> Iterator[tuple[list[PendingEvent], list[int]]]:
+        """A batch of unpublished events, and a list to put the ids of those published.
+
+        On PostgreSQL the rows stay locked (SKIP LOCKED) while the block publishes them, so two
+        relays never publish the same batch at once. SQLite serves one process with one relay:
+        there the batch is read and marked in two short transactions, so that publishing does
+        not hold SQLite's single write lock.
+        """
+        hold_lock = self.dialect == "postgresql"
+        with self.transaction() as conn:
+            rows = conn.execute(
+                sa.select(outbox_table)
+                .where(outbox_table.c.published_at.is_(None))
+                .order_by(outbox_table.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            batch = [
+                PendingEvent(
+                    row.id,
+                    Event(
+                        event_id=row.event_id,
+                        event_type=row.event_type,
+                        queue=row.queue,
+                        body=row.body,
+                        properties=json.loads(row.properties),
+                        request_id=row.request_id,
+                    ),
+                )
+                for row in rows
+            ]
+            published: list[int] = []
+            if hold_lock:
+                yield batch, published
+                self._mark_published(conn, published)
+        if not hold_lock:
+            yield batch, published
+            with self.transaction() as conn:
+                self._mark_published(conn, published)
+
+    @staticmethod
+    def _mark_published(conn: Connection, ids: Sequence[int]) -> None:
+        if ids:
+            conn.execute(
+                outbox_table.update()
+                .where(outbox_table.c.id.in_(ids))
+                .values(published_at=_naive(utcnow()))
+            )
+
+
+def _row(fields: Iterable[Any]) -> RequestRow:
+    values = dict(zip((f.name for f in dataclasses.fields(RequestRow)), fields, strict=True))
+    for name in _TIME_FIELDS:
+        values[name] = _aware(values[name])
+    return RequestRow(**values)
+
+
+def open_store(database_url: str, *, pool_size: int = 5) -> Store:
+    """An engine tuned per backend: SQLite in WAL with immediate write locks, PostgreSQL pooled."""
+    if database_url.startswith("sqlite"):
+        engine = _sqlite_engine(database_url)
+    else:
+        engine = sa.create_engine(
+            database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
+    return Store(engine)
+
+
+def _sqlite_engine(database_url: str) -> Engine:
+    path = sa.engine.make_url(database_url).database
+    if path and path != ":memory:":
+        import pathlib
+
+        pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(database_url, connect_args={"timeout": 60, "isolation_level": None})
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+        dbapi_connection.execute("PRAGMA busy_timeout=60000")
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        # Take the write lock up front: a deferred transaction that later writes can fail
+        # with "database is locked" without waiting, immediate ones queue politely.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
