@@ -1,0 +1,189 @@
+"""Nothing lost, nothing done twice: bursts through killed workers, shared databases, lost
+broker connections and refused tokens — on the real RabbitMQ, PostgreSQL and sandbox."""
+
+from __future__ import annotations
+
+import collections
+import subprocess
+import time
+
+import pytest
+
+from tests.builders import call_request, publish, publish_many
+
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
+
+TERMINAL = {"campaign.created", "campaign.rejected", "campaign.failed"}
+
+
+def campaigns_by_request(sandbox) -> collections.Counter:
+    """How many campaigns the platform holds per request (the name is ``Burst <request_id>``)."""
+    return collections.Counter(
+        c.body["campaign"]["name"].removeprefix("Burst ") for c in sandbox.campaigns
+    )
+
+
+def burst(prefix: str, count: int) -> list[dict]:
+    return [
+        call_request(f"{prefix}-{n:04d}", phones=3, name=f"Burst {prefix}-{n:04d}")
+        for n in range(count)
+    ]
+
+
+def assert_every_request_settled_once(events: list[dict], request_ids: list[str], sandbox):
+    """Each request has exactly one outcome; no request has two campaigns; every created
+    names a campaign the platform has; an unknown outcome had at most one campaign."""
+    outcomes = collections.defaultdict(set)
+    for event in events:
+        if event["type"] in TERMINAL:
+            outcomes[event["request_id"]].add(
+                (event["type"], event.get("campaign_id"), event.get("outcome"))
+            )
+    assert sorted(outcomes) == sorted(request_ids), "a request has no outcome"
+    several = {rid: found for rid, found in outcomes.items() if len(found) != 1}
+    assert not several, f"requests with more than one outcome: {several}"
+    per_request = campaigns_by_request(sandbox)
+    assert max(per_request.values(), default=0) <= 1, "a request was created twice"
+    ids = {c.id for c in sandbox.campaigns}
+    for rid, ((event_type, campaign_id, outcome),) in outcomes.items():
+        if event_type == "campaign.created":
+            assert campaign_id in ids, f"{rid} names a campaign the platform does not have"
+            assert per_request[rid] == 1
+        else:
+            assert (event_type, outcome) == ("campaign.failed", "unknown"), rid
+
+
+def terminal_count(events: list[dict]) -> int:
+    return len({e["request_id"] for e in events if e["type"] in TERMINAL})
+
+
+@pytest.fixture
+def env_for(worker_env, rabbitmq_url, sandbox_token, queues):
+    def make(sandbox, database_url, **more):
+        return worker_env(
+            broker_url=rabbitmq_url,
+            database_url=database_url,
+            api_url=sandbox.url,
+            token=sandbox_token,
+            queues=queues,
+            **more,
+        )
+
+    return make
+
+
+def test_sigkill_twice_during_a_burst_loses_nothing_and_creates_nothing_twice(
+    make_sandbox, env_for, start_worker, rabbitmq_url, queues, results_reader, postgres_url
+):
+    sandbox = make_sandbox(latency=0.05)
+    env = env_for(sandbox, postgres_url, HTTP_CONCURRENCY="4")
+    requests = burst("kill", 120)
+    publish_many(rabbitmq_url, queues.requests, requests)
+
+    for settled_before_kill in (20, 50):
+        worker = start_worker(env)
+        results_reader.wait_for(
+            lambda events, n=settled_before_kill: terminal_count(events) >= n, timeout=60
+        )
+        worker.kill()
+
+    start_worker(env)
+    ids = [r["request_id"] for r in requests]
+    results_reader.wait_for(lambda events: terminal_count(events) >= len(ids), timeout=120)
+    time.sleep(1.5)
+    results_reader.poll()
+    assert_every_request_settled_once(results_reader.bodies(), ids, sandbox)
+
+
+def test_two_workers_on_one_postgres_share_a_burst_without_a_duplicate(
+    make_sandbox, env_for, start_worker, rabbitmq_url, queues, results_reader, postgres_url
+):
+    sandbox = make_sandbox(latency=0.05)
+    env = env_for(sandbox, postgres_url, HTTP_CONCURRENCY="4", PREFETCH_COUNT="10")
+    first, second = start_worker(env), start_worker(env)
+    requests = burst("pair", 150)
+    publish_many(rabbitmq_url, queues.requests, requests)
+    ids = [r["request_id"] for r in requests]
+    results_reader.wait_for(lambda events: terminal_count(events) >= len(ids), timeout=120)
+    time.sleep(1)
+    results_reader.poll()
+    events = results_reader.bodies()
+    assert_every_request_settled_once(events, ids, sandbox)
+    assert {e["type"] for e in events} == {"campaign.created"}
+    for worker in (first, second):
+        assert worker.log_text().count('"created"') > 0, "one worker did all the work"
+
+
+def worker_connections(pid: int) -> list[str]:
+    """RabbitMQ's ids of the connections a process has open (matched by client port)."""
+    sockets = subprocess.run(
+        ["ss", "-tnpH", "dport", "=", ":5672"], capture_output=True, text=True, check=True
+    ).stdout
+    ports = {
+        line.split()[3].rsplit(":", 1)[1] for line in sockets.splitlines() if f"pid={pid}," in line
+    }
+    listing = subprocess.run(
+        ["rabbitmqctl", "-q", "list_connections", "pid", "peer_port"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    names = []
+    for line in listing.splitlines():
+        name, _, port = line.rpartition("\t")
+        if port.strip() in ports:
+            names.append(name)
+    return names
+
+
+def test_the_broker_closing_the_workers_connection_mid_burst_loses_nothing(
+    make_sandbox, env_for, start_worker, rabbitmq_url, queues, results_reader, sqlite_url
+):
+    sandbox = make_sandbox(latency=0.02)
+    worker = start_worker(env_for(sandbox, sqlite_url))
+    requests = burst("close", 100)
+    publish_many(rabbitmq_url, queues.requests, requests)
+    results_reader.wait_for(lambda events: terminal_count(events) >= 10, timeout=60)
+    names = worker_connections(worker.pid)
+    assert names, "found none of the worker's connections"
+    for name in names:
+        subprocess.run(
+            ["rabbitmqctl", "-q", "close_connection", name, "test closes it"],
+            check=True,
+            capture_output=True,
+        )
+    ids = [r["request_id"] for r in requests]
+    results_reader.wait_for(lambda events: terminal_count(events) >= len(ids), timeout=120)
+    time.sleep(1)
+    results_reader.poll()
+    assert_every_request_settled_once(results_reader.bodies(), ids, sandbox)
+    assert {e["type"] for e in results_reader.bodies()} == {"campaign.created"}
+    assert worker.log_text().count("consuming from") >= 2, "the consumer never reconnected"
+
+
+def test_a_wrong_token_pauses_creation_and_the_right_one_resumes_it(
+    make_sandbox,
+    env_for,
+    start_worker,
+    rabbitmq_url,
+    queues,
+    results_reader,
+    sqlite_url,
+    sandbox_token,
+):
+    sandbox = make_sandbox(token="the-platform-expects-this")
+    worker = start_worker(env_for(sandbox, sqlite_url))
+    publish(rabbitmq_url, queues.requests, call_request("token-1"))
+    publish(rabbitmq_url, queues.requests, call_request("token-2"))
+    worker.wait_for_log('"paused"')
+    time.sleep(7)  # long enough for the first retry after the pause
+    assert results_reader.poll() == [], "no request may be settled for a wrong token"
+    assert sandbox.campaigns == []
+    refusals = [r for r in sandbox.requests if r.status == 401]
+    assert len(refusals) >= 2, "the paused worker must try again"
+    assert worker.log_text().count('"paused"') == 1, "one report per pause, not per retry"
+
+    sandbox.set_token(sandbox_token)  # the platform takes the worker's token again
+    events = results_reader.wait_for(lambda events: len(events) >= 2, timeout=60)
+    assert sorted(e["type"] for e in events) == ["campaign.created"] * 2
+    assert '"resumed"' in worker.log_text()
