@@ -32,7 +32,7 @@ def connect(settings: Settings) -> Connection:
         folder = embedded_folder(url)
         folder.mkdir(parents=True, exist_ok=True)
         return Connection(
-            "filesystem://",
+            "filesystem://localhost/",
             transport_options={
                 "data_folder_in": str(folder),
                 "data_folder_out": str(folder),

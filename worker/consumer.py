@@ -47,9 +47,8 @@ class RequestConsumer(ConsumerMixin):
     def get_consumers(self, Consumer, channel):
         """Declare the contract's queues and set the prefetch on every (re)connection."""
         declare(channel, self.settings)
-        channel.basic_qos(
-            prefetch_size=0, prefetch_count=self.settings.prefetch_count, a_global=False
-        )
+        # Positional: the AMQP and the virtual (file) transports name the flags differently.
+        channel.basic_qos(0, self.settings.prefetch_count, False)
         requests_queue = contract_queues(self.settings)[0]
         return [Consumer(queues=[requests_queue], on_message=self.on_message)]
 
