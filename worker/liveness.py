@@ -20,6 +20,7 @@ from typing import Protocol
 
 import sqlalchemy as sa
 
+from worker.config import ConfigError
 from worker.store import Store
 
 ADVISORY_NAMESPACE = 7407
@@ -35,8 +36,8 @@ class Liveness(Protocol):
     def close(self) -> None: ...
 
 
-class AnotherWorkerRunning(RuntimeError):
-    """A SQLite store is already served by a live worker process."""
+class AnotherWorkerRunning(ConfigError):
+    """A SQLite store is already served by a live worker process: DATABASE_URL must change."""
 
 
 class SqliteLiveness:
@@ -49,8 +50,8 @@ class SqliteLiveness:
         except BlockingIOError:
             self._file.close()
             raise AnotherWorkerRunning(
-                f"another callbridge worker is running on {database}; SQLite serves one "
-                "worker process (use PostgreSQL for more)"
+                f"DATABASE_URL: another callbridge worker is running on {database}; SQLite "
+                "serves one worker process (use PostgreSQL for more)"
             ) from None
         self._file.truncate(0)
         self._file.write(str(os.getpid()))
