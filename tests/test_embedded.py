@@ -12,80 +12,83 @@ import pathlib
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+
+import pytest
 
 from tests.builders import call_request
 from tests.plugins.services import ROOT
+
+
+@pytest.fixture
+def embedded_env(sandbox, sandbox_token) -> dict[str, str]:
+    """The machine's environment with no broker or database set: the defaults apply."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"BROKER_URL", "DATABASE_URL"} and not key.startswith("SENTRY")
+    }
+    env.update(IS74_API_URL=sandbox.url, IS74_API_TOKEN=sandbox_token, PYTHONPATH=str(ROOT))
+    return env
+
+
+@pytest.fixture
+def background_worker(tmp_path: pathlib.Path, embedded_env) -> Iterator[subprocess.Popen]:
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "worker", "run"],
+        cwd=tmp_path,
+        env=embedded_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    yield worker
+    if worker.poll() is None:
+        worker.kill()
+        worker.wait(10)
 
 
 def callbridge(*args: str, cwd: pathlib.Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "worker", *args],
         cwd=cwd,
-        env={**env, "PYTHONPATH": str(ROOT)},
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
 
 
-def test_run_send_and_status_work_with_no_services(tmp_path, sandbox, sandbox_token):
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"BROKER_URL", "DATABASE_URL"} and not key.startswith("SENTRY")
-    }
-    env.update(IS74_API_URL=sandbox.url, IS74_API_TOKEN=sandbox_token, PYTHONUNBUFFERED="1")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "worker", "run"],
-        cwd=tmp_path,
-        env={**env, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        request = tmp_path / "request.json"
-        request.write_text(json.dumps(call_request("embedded-1"), ensure_ascii=False))
-        sent = callbridge("send", str(request), cwd=tmp_path, env=env)
-        assert sent.returncode == 0, sent.stderr
-        assert "published request embedded-1" in sent.stdout
+def test_run_send_and_status_work_with_no_services(
+    tmp_path, sandbox, embedded_env, background_worker
+):
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps(call_request("embedded-1"), ensure_ascii=False))
+    sent = callbridge("send", str(request), cwd=tmp_path, env=embedded_env)
+    assert sent.returncode == 0, sent.stderr
+    assert "published request embedded-1" in sent.stdout
 
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            status = callbridge("status", "embedded-1", cwd=tmp_path, env=env)
-            if "published" in status.stdout and "NOT published" not in status.stdout:
-                break
-            time.sleep(0.5)
-        assert "state:           created" in status.stdout, status.stdout
-        assert "embedded-1:campaign.created" in status.stdout
-        assert len(sandbox.campaigns) == 1
-        assert (tmp_path / "var" / "callbridge.db").exists()
-        assert (tmp_path / "var" / "broker").is_dir()
-    finally:
-        worker.terminate()
-        output = worker.communicate(timeout=40)[0].decode()
-    assert worker.returncode == 0, output
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = callbridge("status", "embedded-1", cwd=tmp_path, env=embedded_env)
+        if "published" in status.stdout and "NOT published" not in status.stdout:
+            break
+        time.sleep(0.5)
+    assert "state:           created" in status.stdout, status.stdout
+    assert "embedded-1:campaign.created" in status.stdout
+    assert len(sandbox.campaigns) == 1
+    assert (tmp_path / "var" / "callbridge.db").exists()
+    assert (tmp_path / "var" / "broker").is_dir()
+
+    background_worker.terminate()
+    output = background_worker.communicate(timeout=40)[0].decode()
+    assert background_worker.returncode == 0, output
 
 
-def test_a_second_worker_on_one_sqlite_file_is_refused(tmp_path, sandbox, sandbox_token):
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SENTRY")}
-    env.update(
-        IS74_API_URL=sandbox.url,
-        IS74_API_TOKEN=sandbox_token,
-        BROKER_URL="filesystem:///var/broker",
-        DATABASE_URL="sqlite:///var/cb.db",
-    )
-    first = subprocess.Popen(
-        [sys.executable, "-m", "worker", "run"],
-        cwd=tmp_path,
-        env={**env, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        time.sleep(2)
-        second = callbridge("run", cwd=tmp_path, env=env)
-        assert second.returncode == 2
-        assert "SQLite serves one worker process" in second.stderr
-    finally:
-        first.terminate()
-        first.wait(40)
+def test_a_second_worker_on_one_sqlite_file_is_refused(tmp_path, embedded_env, background_worker):
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "var" / "callbridge.lock").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    second = callbridge("run", cwd=tmp_path, env=embedded_env)
+    assert second.returncode == 2
+    assert second.stderr.count("\n") == 1
+    assert "SQLite serves one worker process" in second.stderr
