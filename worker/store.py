@@ -449,17 +449,14 @@ class Store:
     # -- reading -------------------------------------------------------------------------
 
     def get_request(self, request_id: str) -> RequestRow | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(*_ROW_COLUMNS).where(requests_table.c.request_id == request_id)
-            ).first()
-        return None if row is None else _row(row)
+        return self._first_request(requests_table.c.request_id == request_id)
 
     def find_by_campaign(self, campaign_id: int) -> RequestRow | None:
+        return self._first_request(requests_table.c.campaign_id == campaign_id)
+
+    def _first_request(self, where: sa.ColumnElement[bool]) -> RequestRow | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(*_ROW_COLUMNS).where(requests_table.c.campaign_id == campaign_id)
-            ).first()
+            row = conn.execute(sa.select(*_ROW_COLUMNS).where(where)).first()
         return None if row is None else _row(row)
 
     def request_details(self, request_id: str) -> dict[str, Any]:
