@@ -187,3 +187,33 @@ def test_a_wrong_token_pauses_creation_and_the_right_one_resumes_it(
     events = results_reader.wait_for(lambda events: len(events) >= 2, timeout=60)
     assert sorted(e["type"] for e in events) == ["campaign.created"] * 2
     assert '"resumed"' in worker.log_text()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_a_worker_killed_while_sending_leaves_an_unknown_outcome_never_resent(
+    make_sandbox, env_for, start_worker, rabbitmq_url, queues, results_reader, database, request
+):
+    """SQLite: the next worker finds the row at start. PostgreSQL: a live peer finds it as soon
+    as the dead worker's advisory lock is gone."""
+    database_url = request.getfixturevalue(f"{database}_url")
+    sandbox = make_sandbox(create_faults=["slow:3"])
+    env = env_for(sandbox, database_url)
+    doomed = start_worker(env)
+    publish(rabbitmq_url, queues.requests, call_request("killed-mid-post"))
+    doomed.wait_for_log('"sending"')
+    time.sleep(0.5)  # the POST is on the wire; the sandbox is sitting on it
+    if database == "postgres":
+        survivor = start_worker(env)  # alive before the kill: it must notice the death itself
+        assert "orphaned" not in survivor.log_text()
+        doomed.kill()
+    else:
+        doomed.kill()
+        survivor = start_worker(env)  # one process per SQLite file: the next one finds the row
+    (failed,) = results_reader.wait_for(lambda events: events, timeout=30)
+    assert (failed["type"], failed["outcome"]) == ("campaign.failed", "unknown")
+    assert "callbridge resolve" in failed["error"]["message"]
+    time.sleep(4)  # long enough for a (wrong) resend to reach the sandbox
+    posts = [r for r in sandbox.requests if r.path == "/api/campaigns"]
+    assert len(posts) == 1, "a request whose outcome is unknown must never be sent again"
+    assert results_reader.poll() == []
+    assert "orphaned while sending" in survivor.log_text()
