@@ -33,7 +33,7 @@ UNKNOWN_MESSAGE = (
 
 def settle_orphans(ctx: StepContext, liveness: Liveness) -> int:
     """Settle every in-flight row of dead owners and this process's abandoned rows."""
-    owners = liveness.dead_owners(ctx.store.owners_in_flight(exclude=ctx.owner))
+    owners = liveness.dead_owners(ctx.store.other_owners(exclude=ctx.owner))
     settled = sum(_settle_owner(ctx, owner, abandoned_only=False) for owner in owners)
     return settled + _settle_owner(ctx, ctx.owner, abandoned_only=True)
 

@@ -266,15 +266,32 @@ class Store:
                 conn.execute(sa.select(sa.func.max(workers_table.c.heartbeat_at))).scalar()
             )
 
-    def owners_in_flight(self, exclude: int) -> list[int]:
+    def workers(self) -> list[dict[str, Any]]:
+        """Registered worker processes with their last heartbeat, for ``callbridge health``.
+
+        A worker that stopped cleanly is gone; a killed one stays until a live one settles it.
+        """
         with self.engine.connect() as conn:
-            return list(
-                conn.execute(
-                    sa.select(requests_table.c.owner)
-                    .distinct()
-                    .where(requests_table.c.state.in_(IN_FLIGHT), requests_table.c.owner != exclude)
-                ).scalars()
-            )
+            rows = conn.execute(sa.select(workers_table).order_by(workers_table.c.worker_key))
+            return [
+                {
+                    **row._asdict(),
+                    "started_at": _aware(row.started_at),
+                    "heartbeat_at": _aware(row.heartbeat_at),
+                }
+                for row in rows
+            ]
+
+    def other_owners(self, exclude: int) -> list[int]:
+        """Every other worker that is registered or holds in-flight rows: those to check on."""
+        in_flight = sa.select(requests_table.c.owner).where(
+            requests_table.c.state.in_(IN_FLIGHT), requests_table.c.owner != exclude
+        )
+        registered = sa.select(workers_table.c.worker_key).where(
+            workers_table.c.worker_key != exclude
+        )
+        with self.engine.connect() as conn:
+            return sorted(conn.execute(sa.union(in_flight, registered)).scalars())
 
     def forget_worker(self, conn: Connection, worker_key: int) -> None:
         conn.execute(workers_table.delete().where(workers_table.c.worker_key == worker_key))
@@ -417,8 +434,13 @@ class Store:
         from_states: Sequence[str],
         owner: int | None,
         changes: Mapping[str, Any],
+        outcome: str | None = None,
     ) -> None:
-        """Move a request on from a state we hold; SettleConflict when it is no longer ours."""
+        """Move a request on from a state we hold; SettleConflict when it is no longer ours.
+
+        ``outcome``, when given, must match too: ``callbridge resolve`` may move a ``failed``
+        request only while its outcome is ``unknown``.
+        """
         values = {
             key: _naive(value) if isinstance(value, dt.datetime) else value
             for key, value in changes.items()
@@ -433,6 +455,8 @@ class Store:
         )
         if owner is not None:
             statement = statement.where(requests_table.c.owner == owner)
+        if outcome is not None:
+            statement = statement.where(requests_table.c.outcome == outcome)
         if conn.execute(statement).rowcount != 1:
             raise SettleConflict(request_id)
 
@@ -529,6 +553,27 @@ class Store:
             "requests_by_state": by_state,
             "reports_due": reports_due,
         }
+
+    def overdue(self, now: dt.datetime) -> dict[str, tuple[int, dt.datetime]]:
+        """Requests a step may claim now, by state: how many, and the earliest due time.
+
+        For ``callbridge health``: a due request that no worker claims for long means no step
+        thread is taking work (all busy, stuck, paused on a refused token, or no worker).
+        """
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    requests_table.c.state,
+                    sa.func.count(),
+                    sa.func.min(requests_table.c.next_attempt_at),
+                )
+                .where(
+                    requests_table.c.state.in_((*PENDING_CREATE, "created")),
+                    requests_table.c.next_attempt_at <= _naive(now),
+                )
+                .group_by(requests_table.c.state)
+            ).all()
+        return {state: (count, _aware(earliest)) for state, count, earliest in rows}
 
     # -- the outbox ----------------------------------------------------------------------
 
