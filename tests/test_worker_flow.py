@@ -168,13 +168,17 @@ def test_a_malformed_message_is_dead_lettered_unchanged_and_rejected(
         pytest.param(["drop"], None, "unknown", id="dropped-after-body"),
         pytest.param(["drop-after-create"], None, "unknown", id="created-then-dropped"),
         pytest.param(["no-id"], 200, "unknown", id="2xx-without-id"),
+        pytest.param(["404"], 404, "not_created", id="404"),
+        pytest.param(["418"], 418, "not_created", id="other-4xx"),
+        pytest.param(["504"], 504, "unknown", id="504"),
+        pytest.param(["slow:3"], None, "unknown", id="read-timeout"),
     ],
 )
 def test_each_platform_refusal_ends_in_one_failed_event_never_resent(
     worker, make_sandbox, rabbitmq_url, queues, results_reader, faults, status, outcome
 ):
     sandbox = make_sandbox(create_faults=faults)
-    worker(sandbox=sandbox)
+    worker(sandbox=sandbox, HTTP_TIMEOUT_SECONDS="1")
     publish(rabbitmq_url, queues.requests, call_request("flow-fail"))
     (failed,) = results_reader.wait_for(lambda events: events)
     assert failed["type"] == "campaign.failed"
