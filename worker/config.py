@@ -173,7 +173,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         try:
             values[field] = parse(raw)
         except ValueError as exc:
-            reason = str(exc) if not str(exc).startswith("invalid literal") else "must be a number"
+            reason = str(exc)
+            if reason.startswith(("invalid literal", "could not convert")):
+                reason = "must be a number"
             raise ConfigError(f"{variable}={_shown(variable, raw)}: {reason}") from None
     if values["is74_api_token"] is None and "IS74_API_TOKEN" in environ:
         raise ConfigError("IS74_API_TOKEN is set but empty")
