@@ -4,12 +4,16 @@ The analytics call only reads, so unlike creation it is safe to repeat: a failur
 with backoff until ``REPORT_RETRY_HOURS`` after the report was due, then the CRM gets
 ``campaign.report_failed``. All parts of a report are stored in one transaction with the state
 ``reported``, so the CRM gets the whole report or, after a crash, the whole report later.
+
+``callbridge report`` (``worker.report_command``) reuses ``fetch`` and ``store_report``: it
+fetches once, and stores only a report it got, leaving failures to the worker's schedule.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 from collections.abc import Sequence
 
@@ -22,14 +26,17 @@ from handlers.report_building import (
 )
 from handlers.results import encoded_result, result
 from schemas.events import CAMPAIGN_REPORT, campaign_report_failed
-from schemas.platform import analytics_request_body, load_analytics_response
+from schemas.platform import AnalyticsReport, analytics_request_body, load_analytics_response
 from worker import error_reporting
 from worker.backoff import retry_delay
 from worker.logs import state_change
-from worker.platform import AuthFailed, ReportFailed, ReportFetched
-from worker.store import RequestRow, utcnow
+from worker.platform import AuthFailed, ReportFailed, ReportFetched, ReportOutcome
+from worker.store import RequestRow, SettleConflict, utcnow
 
 log = logging.getLogger("callbridge.report")
+
+# The longest wait between two analytics attempts: a report is retried for hours, not days.
+MAX_RETRY_DELAY_SECONDS = 1800.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +60,15 @@ class ReportJob:
     @property
     def due_at(self) -> dt.datetime:
         return report_due_at(window_end=self.window_end, delay_minutes=self.delay_minutes)
+
+    def period(self, fetched_at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        """The analytics period of a fetch made at ``fetched_at`` (see ``analytics_window``)."""
+        return analytics_window(
+            window_start=self.window_start,
+            window_end=self.window_end,
+            delay_minutes=self.delay_minutes,
+            fetched_at=fetched_at,
+        )
 
     @classmethod
     def of(cls, row: RequestRow, contacts, columns) -> ReportJob:
@@ -88,18 +104,26 @@ def report_next(ctx: StepContext) -> bool:
             campaign_id=job.campaign_id,
             project_id=job.project_id,
         ):
-            run_report(ctx, job, from_states=("reporting",), owner=ctx.owner)
+            run_report(ctx, job)
+    except SettleConflict:
+        # Another worker took our row for orphaned and released it; whoever holds it now
+        # settles it. Nothing of ours was stored: the settle shares the events' transaction.
+        state_change(
+            log,
+            "settled elsewhere",
+            request_id=job.request_id,
+            campaign_id=job.campaign_id,
+            level=logging.ERROR,
+        )
     finally:
         with ctx.in_flight_lock:
             ctx.in_flight.discard(job.request_id)
     return True
 
 
-def run_report(
-    ctx: StepContext, job: ReportJob, *, from_states: Sequence[str], owner: int | None
-) -> str:
-    """Fetch and settle one report; the state it ends in (reported, created, report_failed)."""
-    now = utcnow()
+def run_report(ctx: StepContext, job: ReportJob) -> str:
+    """Fetch and settle one claimed report; the state it ends in (reported, created,
+    report_failed)."""
     state_change(
         log,
         "report due",
@@ -107,12 +131,35 @@ def run_report(
         campaign_id=job.campaign_id,
         attempt=job.attempts,
     )
-    date_start, date_end = analytics_window(
-        window_start=job.window_start,
-        window_end=job.window_end,
-        delay_minutes=job.delay_minutes,
-        fetched_at=now,
-    )
+    match fetch(ctx, job, period=job.period(utcnow())):
+        case ReportFetched(data=data):
+            try:
+                report = load_analytics_response(data)
+            except ValueError as exc:  # the platform's answer is not a report
+                return _not_fetched(ctx, job, 200, str(exc), None)
+            try:
+                store_report(ctx, job, report, from_states=("reporting",), owner=ctx.owner)
+            except ReportTooLarge as exc:
+                return _report_failed(ctx, job, None, str(exc))
+            return "reported"
+        case AuthFailed(status=status, message=message):
+            if ctx.gate.refused():
+                error_reporting.capture_auth_pause(status=status, message=message)
+                state_change(
+                    log, "paused", request_id=job.request_id, level=logging.ERROR, status=status
+                )
+            return _not_fetched(ctx, job, status, message, ctx.gate.seconds_left(), counts=False)
+        case ReportFailed(status=status, message=message, retry_after=retry_after):
+            return _not_fetched(ctx, job, status, message, retry_after)
+        case outcome:
+            raise TypeError(f"unexpected report outcome {outcome!r}")
+
+
+def fetch(
+    ctx: StepContext, job: ReportJob, *, period: tuple[dt.datetime, dt.datetime]
+) -> ReportOutcome:
+    """Ask the platform once for the campaign's dialogs between ``period``'s two moments."""
+    date_start, date_end = period
     body = analytics_request_body(
         scenario_id=job.scenario_id,
         start_block_id=job.start_block_id,
@@ -121,32 +168,49 @@ def run_report(
         date_end=date_end,
         columns=job.columns or None,
     )
-    outcome = ctx.platform.fetch_report(job.project_id, body)
-    match outcome:
-        case ReportFetched(data=data):
-            try:
-                return _reported(ctx, job, load_analytics_response(data), from_states, owner)
-            except ValueError as exc:  # the platform's answer is not a report
-                return _not_fetched(ctx, job, 200, str(exc), None, from_states, owner)
-            except ReportTooLarge as exc:
-                return _report_failed(ctx, job, None, str(exc), from_states, owner)
-        case AuthFailed(status=status, message=message):
-            if ctx.gate.refused():
-                error_reporting.capture_auth_pause(status=status, message=message)
-                state_change(
-                    log, "paused", request_id=job.request_id, level=logging.ERROR, status=status
-                )
-            return _not_fetched(
-                ctx, job, status, message, ctx.gate.seconds_left(), from_states, owner, counts=False
-            )
-        case ReportFailed(status=status, message=message, retry_after=retry_after):
-            return _not_fetched(ctx, job, status, message, retry_after, from_states, owner)
-    raise TypeError(f"unexpected report outcome {outcome!r}")
+    return ctx.platform.fetch_report(job.project_id, body)
 
 
-def _reported(ctx, job: ReportJob, report, from_states, owner) -> str:
+@dataclasses.dataclass(frozen=True)
+class StoredReport:
+    """What ``store_report`` queued: how many events, rows and missing contacts."""
+
+    parts: int
+    rows: int
+    missing: int
+
+
+def store_report(
+    ctx: StepContext,
+    job: ReportJob,
+    report: AnalyticsReport,
+    *,
+    from_states: Sequence[str],
+    owner: int | None,
+) -> StoredReport:
+    """Queue every part of the report and mark the request ``reported``, in one transaction.
+
+    ``from_states`` are the states the request may be in (none for a campaign callbridge did
+    not create: it has no row); SettleConflict, with nothing stored, when it is in another.
+    Raises ReportTooLarge, with nothing stored, when a row cannot fit in an event.
+    """
+    stored = _queue_report(ctx, job, report, from_states, owner)
+    ctx.outbox_ready.set()
+    state_change(
+        log,
+        "reported",
+        request_id=job.request_id,
+        campaign_id=job.campaign_id,
+        rows=stored.rows,
+        missing=stored.missing,
+        parts=stored.parts,
+    )
+    return stored
+
+
+def _queue_report(ctx, job: ReportJob, report, from_states, owner) -> StoredReport:
     now = utcnow()
-    parts = 0
+    parts = missing = 0
     with ctx.store.transaction() as conn:
         for event_id, body in report_events(
             request_id=job.request_id,
@@ -170,49 +234,43 @@ def _reported(ctx, job: ReportJob, report, from_states, owner) -> str:
                 ),
             )
             parts += 1
-        _settle(ctx, conn, job, from_states, owner, {"state": "reported", "owner": None})
-    ctx.outbox_ready.set()
-    state_change(
-        log,
-        "reported",
-        request_id=job.request_id,
-        campaign_id=job.campaign_id,
-        rows=len(report.rows),
-        parts=parts,
-    )
-    return "reported"
+            # One part decoded at a time: a count for the log and the CLI, at a small cost.
+            missing += len(json.loads(body)["missing"])
+        if from_states:
+            ctx.store.settle(
+                conn,
+                job.request_id,
+                from_states=from_states,
+                owner=owner,
+                changes={"state": "reported", "owner": None},
+            )
+    return StoredReport(parts=parts, rows=len(report.rows), missing=missing)
 
 
-def _not_fetched(ctx, job, status, message, retry_after, from_states, owner, *, counts=True):
+def _not_fetched(ctx, job, status, message, retry_after, *, counts=True) -> str:
     """Try again later, or give up once the retry budget after the due time is spent."""
     now = utcnow()
-    delay = retry_delay(job.attempts, retry_after=retry_after, max_delay=1800.0)
+    delay = retry_delay(job.attempts, retry_after=retry_after, max_delay=MAX_RETRY_DELAY_SECONDS)
     when = now + dt.timedelta(seconds=delay)
     deadline = job.due_at + dt.timedelta(hours=ctx.settings.report_retry_hours)
     if counts and when > deadline:
-        return _report_failed(ctx, job, status, message, from_states, owner)
+        return _report_failed(ctx, job, status, message)
     with ctx.store.transaction() as conn:
-        _settle(
-            ctx,
-            conn,
-            job,
-            from_states,
-            owner,
-            {"state": "created", "owner": None, "next_attempt_at": when},
-        )
+        _settle(ctx, conn, job, {"state": "created", "owner": None, "next_attempt_at": when})
     state_change(
         log,
         "report retry scheduled",
         request_id=job.request_id,
         campaign_id=job.campaign_id,
         status=status,
+        attempt=job.attempts,
         next_attempt_at=when.isoformat(),
         reason=message[:200],
     )
     return "created"
 
 
-def _report_failed(ctx, job, status, message, from_states, owner) -> str:
+def _report_failed(ctx, job, status, message) -> str:
     event = campaign_report_failed(
         request_id=job.request_id,
         campaign_id=job.campaign_id,
@@ -225,7 +283,7 @@ def _report_failed(ctx, job, status, message, from_states, owner) -> str:
             conn,
             result(ctx.settings, event, correlation_id=job.correlation_id, reply_to=job.reply_to),
         )
-        _settle(ctx, conn, job, from_states, owner, {"state": "report_failed", "owner": None})
+        _settle(ctx, conn, job, {"state": "report_failed", "owner": None})
     ctx.outbox_ready.set()
     state_change(
         log,
@@ -241,9 +299,8 @@ def _report_failed(ctx, job, status, message, from_states, owner) -> str:
     return "report_failed"
 
 
-def _settle(ctx, conn, job: ReportJob, from_states, owner, changes) -> None:
-    """Settle the request's row; a report made outside callbridge has none to settle."""
-    if from_states:
-        ctx.store.settle(
-            conn, job.request_id, from_states=from_states, owner=owner, changes=changes
-        )
+def _settle(ctx, conn, job: ReportJob, changes) -> None:
+    """Move on the row this worker claimed (``reporting``, owned by it)."""
+    ctx.store.settle(
+        conn, job.request_id, from_states=("reporting",), owner=ctx.owner, changes=changes
+    )

@@ -18,16 +18,22 @@ def phone(n: int) -> str:
     return f"+7 {digits[:3]} {digits[3:6]}-{digits[6:8]}-{digits[8:]}"
 
 
+def e164(n: int) -> str:
+    """``phone(n)`` as the worker sends it to the platform and names it in reports."""
+    return f"+7912{n:07d}"
+
+
 def window_tomorrow() -> dict[str, str]:
     date = (dt.datetime.now(ZoneInfo(ZONE)) + dt.timedelta(days=1)).date()
     return {"date": date.isoformat(), "start_time": "09:00", "end_time": "17:00"}
 
 
 def window_ending_in(minutes: int, zone: str = ZONE) -> dict[str, str]:
-    """A window that started a minute ago (at the latest) and ends ``minutes`` from now."""
+    """A window that started a minute ago (at the latest) and ends ``minutes`` from now, at
+    the turn of a minute; with ``minutes`` <= 0, one that ended that long ago."""
     now = dt.datetime.now(ZoneInfo(zone)).replace(second=0, microsecond=0)
     end = now + dt.timedelta(minutes=minutes)
-    start = max(now - dt.timedelta(minutes=1), end.replace(hour=0, minute=0))
+    start = max(min(now, end) - dt.timedelta(minutes=1), end.replace(hour=0, minute=0))
     if start >= end:
         raise ValueError("no window fits before midnight; run again in a minute")
     return {

@@ -5,17 +5,29 @@ from __future__ import annotations
 import datetime as dt
 
 from worker.config import Settings
-from worker.store import open_store
+from worker.store import RequestRow, Store, open_store
 
 
 def print_status(settings: Settings, request_id: str) -> int:
     store = open_store(settings.database_url)
     store.create_schema()
     row = store.get_request(request_id)
-    if row is None:
+    events = store.events_of(request_id)
+    if row is None and not events:
         print(f"request {request_id}: unknown (never received by a worker on this database)")
         return 1
+    if row is None:
+        print(f"request {request_id}: not a CRM request (a `callbridge report` of a campaign)")
+    else:
+        _print_request(store, row)
+    _print_events(events)
+    return 0
+
+
+def _print_request(store: Store, row: RequestRow) -> None:
+    request_id = row.request_id
     details = store.request_details(request_id)
+    retrying_report = row.state == "created" and row.report_attempts > 0
     print(f"request {request_id}")
     for label, value in (
         ("state", row.state),
@@ -28,10 +40,14 @@ def print_status(settings: Settings, request_id: str) -> int:
         ("next attempt", _time(row.next_attempt_at) if row.state == "retry" else None),
         ("received", _time(row.received_at)),
         ("report due", _time(row.report_due_at)),
+        ("report attempts", row.report_attempts or None),
+        ("next report try", _time(row.next_attempt_at) if retrying_report else None),
     ):
         if value is not None:
             print(f"  {label + ':':17}{value}")
-    events = store.events_of(request_id)
+
+
+def _print_events(events: list[dict]) -> None:
     print(f"  events ({len(events)}):")
     for event in events:
         published = (
@@ -40,7 +56,6 @@ def print_status(settings: Settings, request_id: str) -> int:
             else "NOT published yet"
         )
         print(f"    {event['event_id']}  → {event['queue']}  {published}")
-    return 0
 
 
 def _time(moment: dt.datetime | None) -> str | None:
