@@ -1,9 +1,10 @@
-"""Step 1, intake: turn one delivered message into a stored request or a recorded rejection.
+"""Step 1, intake: turn delivered messages into stored requests or recorded rejections.
 
-Runs on the consumer thread; the caller acks the message only after this returns, i.e. after
+Runs on the consumer thread; the caller acks the messages only after this returns, i.e. after
 the commit. Everything a message can be is settled here in one transaction: a new request, a
 duplicate (nothing changes), or a rejection (its ``campaign.rejected`` event and the raw
-message for the dead-letter queue, both in the outbox so neither is lost on a crash).
+message for the dead-letter queue, both in the outbox so neither is lost on a crash). Messages
+that arrive together are validated one by one and committed together, in one transaction.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from marshmallow import ValidationError
 
@@ -28,9 +29,14 @@ from worker.config import Settings
 from worker.logs import state_change
 from worker.store import Event, NewRequest, Store, utcnow
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
 log = logging.getLogger("callbridge.accept")
 
 JSON_CONTENT_TYPES = ("application/json", "text/json")
+# Compact UTF-8 JSON, as the platform is sent it; one encoder, not one per json.dumps call.
+_BODY_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,31 +89,78 @@ def accept(
     delivery: Delivery, *, settings: Settings, store: Store, now: dt.datetime | None = None
 ) -> Verdict:
     """Validate and store one message; the returned verdict says what became of it."""
+    (verdict,) = accept_batch([delivery], settings=settings, store=store, now=now)
+    return verdict
+
+
+def accept_batch(
+    deliveries: Sequence[Delivery],
+    *,
+    settings: Settings,
+    store: Store,
+    now: dt.datetime | None = None,
+) -> list[Verdict]:
+    """Validate several messages, then store them all in one transaction; a verdict each.
+
+    One commit for a batch instead of one per message: the caller acks the whole batch once
+    this returns. If it raises, nothing of the batch was stored.
+    """
     now = now or utcnow()
+    judged = [(delivery, _judge(delivery, settings, now)) for delivery in deliveries]
+    with store.transaction() as conn:
+        verdicts = [
+            _record(conn, delivery, judgement, settings, store, now)
+            for delivery, judgement in judged
+        ]
+    for (_, judgement), verdict in zip(judged, verdicts, strict=True):
+        _announce(verdict, judgement)
+    return verdicts
+
+
+@dataclasses.dataclass(frozen=True)
+class _Rejection:
+    request_id: str | None
+    errors: Mapping[str, Any]
+    reason: str
+
+
+def _judge(delivery: Delivery, settings: Settings, now: dt.datetime) -> CallRequest | _Rejection:
+    """What the message is: a request that keeps the contract, or why it is rejected."""
     try:
         data = decode_body(delivery, max_bytes=settings.max_message_bytes)
     except Malformed as exc:
-        return _reject(delivery, None, {"_schema": [str(exc)]}, str(exc), settings, store, now)
+        return _Rejection(None, {"_schema": [str(exc)]}, str(exc))
     try:
-        request = load_call_request(data, settings=settings, now=now)
+        return load_call_request(data, settings=settings, now=now)
     except ValidationError as exc:
         errors = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
         reason = "the request breaks the contract: " + ", ".join(_paths(errors))
-        return _reject(delivery, read_request_id(data), errors, reason, settings, store, now)
-    return _store_request(delivery, request, store)
+        return _Rejection(read_request_id(data), errors, reason)
 
 
-def _store_request(delivery: Delivery, request: CallRequest, store: Store) -> Verdict:
-    new = NewRequest(
+def _record(
+    conn: Connection,
+    delivery: Delivery,
+    judgement: CallRequest | _Rejection,
+    settings: Settings,
+    store: Store,
+    now: dt.datetime,
+) -> Verdict:
+    if isinstance(judgement, _Rejection):
+        return _reject(conn, delivery, judgement, settings, store, now)
+    inserted = store.add_request(conn, _new_request(delivery, judgement))
+    return Verdict("accepted" if inserted else "duplicate", judgement.request_id)
+
+
+def _new_request(delivery: Delivery, request: CallRequest) -> NewRequest:
+    return NewRequest(
         request_id=request.request_id,
         project_id=request.project_id,
         scenario_id=request.scenario_id,
         start_block_id=request.start_block_id,
         correlation_id=delivery.correlation_id,
         reply_to=delivery.reply_to,
-        create_body=json.dumps(
-            create_campaign_body(request), ensure_ascii=False, separators=(",", ":")
-        ).encode(),
+        create_body=_BODY_ENCODER.encode(create_campaign_body(request)).encode(),
         contacts=[(contact.phone, contact.external_id) for contact in request.phones],
         phones_rejected=list(request.phones_rejected),
         report_columns=None if request.report_columns is None else list(request.report_columns),
@@ -115,59 +168,63 @@ def _store_request(delivery: Delivery, request: CallRequest, store: Store) -> Ve
         window_end=request.window_end,
         report_delay_minutes=request.report_delay_minutes,
     )
-    with store.transaction() as conn:
-        inserted = store.add_request(conn, new)
-    if not inserted:
-        state_change(log, "duplicate", request_id=request.request_id)
-        return Verdict("duplicate", request.request_id)
-    for reason, count in Counter(p["reason"] for p in request.phones_rejected).items():
-        metrics.count_phone_rejected(reason, count)
-    state_change(
-        log,
-        "accepted",
-        request_id=request.request_id,
-        phones_accepted=len(request.phones),
-        phones_rejected=len(request.phones_rejected),
-    )
-    return Verdict("accepted", request.request_id)
 
 
 def _reject(
+    conn: Connection,
     delivery: Delivery,
-    request_id: str | None,
-    errors: Mapping[str, Any],
-    reason: str,
+    rejection: _Rejection,
     settings: Settings,
     store: Store,
     now: dt.datetime,
 ) -> Verdict:
     """Record the rejection (once per request_id) and queue the raw message for dead-lettering."""
-    event = campaign_rejected(
-        request_id=request_id, errors=dict(errors), occurred_at=now, raw_body=delivery.body
+    request_id, reason = rejection.request_id, rejection.reason
+    first = request_id is None or store.add_rejected_request(
+        conn,
+        request_id=request_id,
+        correlation_id=delivery.correlation_id,
+        reply_to=delivery.reply_to,
     )
-    with store.transaction() as conn:
-        first = request_id is None or store.add_rejected_request(
-            conn,
+    if first:
+        event = campaign_rejected(
             request_id=request_id,
-            correlation_id=delivery.correlation_id,
-            reply_to=delivery.reply_to,
+            errors=dict(rejection.errors),
+            occurred_at=now,
+            raw_body=delivery.body,
         )
-        if first:
-            store.add_event(
-                conn,
-                result(
-                    settings,
-                    event,
-                    correlation_id=delivery.correlation_id,
-                    reply_to=delivery.reply_to,
-                ),
-            )
-        else:
-            reason = f"request_id already settled; {reason}"
-        store.add_event(conn, dead_letter(delivery, reason, errors, request_id, settings, now))
-    metrics.count_request("rejected")
-    state_change(log, "rejected", request_id=request_id, reason=reason)
+        store.add_event(
+            conn,
+            result(
+                settings, event, correlation_id=delivery.correlation_id, reply_to=delivery.reply_to
+            ),
+        )
+    else:
+        reason = f"request_id already settled; {reason}"
+    store.add_event(
+        conn, dead_letter(delivery, reason, rejection.errors, request_id, settings, now)
+    )
     return Verdict("rejected", request_id, reason)
+
+
+def _announce(verdict: Verdict, judgement: CallRequest | _Rejection) -> None:
+    """Log and count what became of a message, once its batch is committed."""
+    if verdict.outcome == "rejected":
+        metrics.count_request("rejected")
+        state_change(log, "rejected", request_id=verdict.request_id, reason=verdict.reason)
+    elif verdict.outcome == "duplicate":
+        state_change(log, "duplicate", request_id=verdict.request_id)
+    else:
+        rejected = judgement.phones_rejected
+        for reason, count in Counter(phone["reason"] for phone in rejected).items():
+            metrics.count_phone_rejected(reason, count)
+        state_change(
+            log,
+            "accepted",
+            request_id=verdict.request_id,
+            phones_accepted=len(judgement.phones),
+            phones_rejected=len(rejected),
+        )
 
 
 def dead_letter(

@@ -28,7 +28,7 @@ from worker.platform import (
     RetryLater,
     Unknown,
 )
-from worker.store import RequestRow, SettleConflict, utcnow
+from worker.store import RequestRow, SettleConflict, Store, utcnow
 
 log = logging.getLogger("callbridge.create")
 
@@ -90,14 +90,23 @@ def settle_creation(ctx: StepContext, row: RequestRow, outcome: CreateOutcome) -
             _failed(ctx, row, status, message, "not_created", now)
         case Unknown(status=status, message=message):
             _failed(ctx, row, status, message, "unknown", now)
-    if not isinstance(outcome, AuthFailed) and ctx.gate.accepted():
+    # Only an answer the platform gave past its authentication proves the token works again:
+    # a dropped connection or a proxy's 503 says nothing about it.
+    if isinstance(outcome, Created | NotCreated) and ctx.gate.accepted():
         state_change(log, "resumed", request_id=row.request_id)
 
 
-def _created(ctx: StepContext, row: RequestRow, campaign_id: int, now: dt.datetime) -> None:
+def created_outcome(
+    store: Store, row: RequestRow, campaign_id: int, now: dt.datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The row's changes and the ``campaign.created`` event of a campaign the platform made.
+
+    Shared with ``callbridge resolve --campaign-id``, which settles an unknown outcome the same
+    way, so both schedule the report alike.
+    """
     assert row.window_end is not None and row.report_delay_minutes is not None
     due = report_due_at(window_end=row.window_end, delay_minutes=row.report_delay_minutes)
-    details = ctx.store.request_details(row.request_id)
+    details = store.request_details(row.request_id)
     event = campaign_created(
         request_id=row.request_id,
         campaign_id=campaign_id,
@@ -115,6 +124,12 @@ def _created(ctx: StepContext, row: RequestRow, campaign_id: int, now: dt.dateti
         "next_attempt_at": due,
         "owner": None,
     }
+    return changes, event
+
+
+def _created(ctx: StepContext, row: RequestRow, campaign_id: int, now: dt.datetime) -> None:
+    changes, event = created_outcome(ctx.store, row, campaign_id, now)
+    due = changes["report_due_at"]
     if _settle(ctx, row, changes, event, campaign_id=campaign_id):
         metrics.count_request("created")
         state_change(
@@ -212,9 +227,11 @@ def _settle(
                         reply_to=row.reply_to,
                     ),
                 )
-    except SettleConflict:
+    except SettleConflict as exc:
         # Another worker took this row for orphaned and failed it as unknown while we were
-        # waiting for the platform: the request already has its one outcome.
+        # waiting for the platform: the request already has its one outcome. Reported, with
+        # this line as its breadcrumb: a dropped ``created`` names the campaign an operator
+        # resolves the unknown outcome with.
         state_change(
             log,
             "settled elsewhere",
@@ -223,6 +240,7 @@ def _settle(
             level=logging.ERROR,
             dropped_state=changes.get("state"),
         )
+        error_reporting.capture_exception(exc)
         return False
     if event is not None:
         ctx.outbox_ready.set()

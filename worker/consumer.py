@@ -5,11 +5,18 @@ Every message is acked only after intake committed what it made of it; a message
 decoded is never dropped by kombu (we read the raw body ourselves) and never requeued forever
 (intake dead-letters it). A message whose handling failed for a reason of ours (the database
 is down) is requeued, so the broker keeps it until we can take it.
+
+Messages the broker has already sent are taken as one batch: committed in one transaction,
+acked with one ``multiple`` ack. A batch ends when no more are waiting on the socket, or at
+``BATCH_MESSAGES`` messages or ``BATCH_BYTES`` bytes, so a lone message is never held back. If a
+batch fails, its messages are taken again one at a time, so that only a message that fails on
+its own is requeued.
 """
 
 from __future__ import annotations
 
 import logging
+import select
 import time
 from collections.abc import Callable
 
@@ -17,7 +24,7 @@ from kombu import Connection
 from kombu.mixins import ConsumerMixin
 from kombu.transport.base import Message
 
-from handlers.accept import Delivery, Verdict, accept
+from handlers.accept import Delivery, Verdict, accept, accept_batch
 from worker import error_reporting
 from worker.config import Settings
 from worker.store import Store
@@ -26,6 +33,8 @@ from worker.topology import contract_queues, declare
 log = logging.getLogger("callbridge.consumer")
 
 REQUEUE_PAUSE_SECONDS = 1.0
+BATCH_MESSAGES = 100
+BATCH_BYTES = 4 * 1024 * 1024
 
 
 class RequestConsumer(ConsumerMixin):
@@ -43,6 +52,9 @@ class RequestConsumer(ConsumerMixin):
         self.store = store
         self.on_verdict = on_verdict
         self._on_iteration = on_iteration
+        self._batch: list[Message] = []
+        self._batch_bytes = 0
+        self._socket = None
 
     def get_consumers(self, Consumer, channel):
         """Declare the contract's queues and set the prefetch on every (re)connection."""
@@ -58,21 +70,53 @@ class RequestConsumer(ConsumerMixin):
         )
 
     def on_consume_ready(self, connection, channel, consumers, **kwargs) -> None:
+        # Messages of a batch from a lost connection can no longer be acked: the broker sends
+        # them again.
+        self._batch, self._batch_bytes = [], 0
+        self._socket = getattr(connection.connection, "sock", None)
         log.info("consuming from %s", self.settings.call_requests_queue)
 
     def on_iteration(self) -> None:
+        """Before waiting for the next message: take the batch unless more are already here."""
         if self._on_iteration is not None:
             self._on_iteration()
+        if self._batch and (self.should_stop or not self._more_waiting()):
+            self._take_batch()
 
     def on_decode_error(self, message: Message, exc: Exception) -> None:
         """Never reached (we decode the raw body ourselves); refuse kombu's ack-and-drop."""
         self.on_message(message)
 
     def on_message(self, message: Message) -> None:
-        delivery = delivery_of(message)
+        self._batch.append(message)
+        self._batch_bytes += len(message.body)
+        if len(self._batch) >= BATCH_MESSAGES or self._batch_bytes >= BATCH_BYTES:
+            self._take_batch()
+
+    def _more_waiting(self) -> bool:
+        """Whether the broker has sent more already (transports without a socket: never)."""
+        return self._socket is not None and bool(select.select([self._socket], [], [], 0)[0])
+
+    def _take_batch(self) -> None:
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        deliveries = [delivery_of(message) for message in batch]
+        try:
+            verdicts = accept_batch(deliveries, settings=self.settings, store=self.store)
+        except Exception:  # each message is tried on its own, and reported if it fails alone
+            log.warning(
+                "intake of %d messages failed; taking them one by one", len(batch), exc_info=True
+            )
+            for message in batch:
+                self._take_one(message)
+            return
+        batch[-1].ack(multiple=True)
+        for verdict in verdicts:
+            self.on_verdict(verdict)
+
+    def _take_one(self, message: Message) -> None:
         try:
             with error_reporting.job_scope("intake"):
-                verdict = accept(delivery, settings=self.settings, store=self.store)
+                verdict = accept(delivery_of(message), settings=self.settings, store=self.store)
         except Exception:  # reported in job_scope; the broker keeps the message
             log.exception("intake failed; the message is requeued")
             message.requeue()

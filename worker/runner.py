@@ -116,8 +116,9 @@ class Worker:
         while not self.stopping.is_set():
             try:
                 target(*args)
-            except Exception:  # reported; the loop must survive
+            except Exception as exc:  # reported; the loop must survive
                 log.exception("%s loop failed; restarting it", name)
+                error_reporting.capture_exception(exc)
                 self.stopping.wait(LOOP_ERROR_PAUSE_SECONDS)
             else:
                 return

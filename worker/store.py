@@ -21,17 +21,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 SCHEMA_VERSION = 1
+# An execution option marking a connection that only reads (see ``Store.reading``).
+_READ_ONLY = "callbridge_read_only"
 
 PENDING_CREATE = ("received", "retry")
+_PENDING_CREATE_SQL = " OR ".join(f"state = '{state}'" for state in PENDING_CREATE)
 IN_FLIGHT = ("sending", "reporting")
 STATES = (
     "received",
@@ -84,6 +87,14 @@ requests_table = sa.Table(
     sa.Column("received_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
     sa.Index("ix_callbridge_requests_due", "state", "next_attempt_at"),
+    # The creation claim's scan, in due order: without it, finding the most overdue of the
+    # received and retry rows sorted all of them, at every claim of a large backlog.
+    sa.Index(
+        "ix_callbridge_requests_create_due",
+        "next_attempt_at",
+        postgresql_where=sa.text(_PENDING_CREATE_SQL),
+        sqlite_where=sa.text(_PENDING_CREATE_SQL),
+    ),
     sa.Index("ix_callbridge_requests_campaign", "campaign_id"),
 )
 
@@ -198,6 +209,77 @@ _TIME_FIELDS = {f.name for f in dataclasses.fields(RequestRow) if f.name.endswit
     "window_end",
 }
 
+# The statements of the hot path are built once, with parameters: building one per call cost
+# SQLAlchemy more (constructing it, then its cache key) than the database took to run it. A
+# state is matched with ``_state_in``, not ``in_()``: SQLAlchemy expands an IN list anew at
+# every execution. The states are written into the SQL, so that either database can see that
+# the claim's condition is the partial index's.
+_NOW = sa.bindparam("now", type_=sa.DateTime)
+_UPDATED_AT = sa.bindparam("updated_at", type_=sa.DateTime)
+
+
+def _state_in(states: Sequence[str]) -> sa.ColumnElement[bool]:
+    return sa.or_(*(requests_table.c.state == sa.literal_column(f"'{state}'") for state in states))
+
+
+def _claim_statement(due: sa.ColumnElement, changes: Mapping[str, Any], columns) -> sa.Update:
+    """Take the most overdue row that is ``due`` and no other worker holds (SKIP LOCKED);
+    the parameters are ``owner``, ``now`` and ``updated_at``."""
+    chosen = (
+        sa.select(requests_table.c.request_id)
+        .where(due)
+        .order_by(requests_table.c.next_attempt_at)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return (
+        requests_table.update()
+        .where(requests_table.c.request_id == chosen)
+        .values(owner=sa.bindparam("owner"), updated_at=_UPDATED_AT, **changes)
+        .returning(*columns)
+    )
+
+
+_CLAIM_CREATE = _claim_statement(
+    sa.and_(_state_in(PENDING_CREATE), requests_table.c.next_attempt_at <= _NOW),
+    {
+        "state": "sending",
+        "attempts": requests_table.c.attempts + 1,
+        "first_attempt_at": sa.func.coalesce(requests_table.c.first_attempt_at, _NOW),
+    },
+    [*_ROW_COLUMNS, requests_table.c.create_body],
+)
+_CLAIM_REPORT = _claim_statement(
+    sa.and_(requests_table.c.state == "created", requests_table.c.next_attempt_at <= _NOW),
+    {"state": "reporting", "report_attempts": requests_table.c.report_attempts + 1},
+    [*_ROW_COLUMNS, requests_table.c.contacts, requests_table.c.report_columns],
+)
+_MARK_PUBLISHED = (
+    outbox_table.update()
+    .where(outbox_table.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .values(published_at=sa.bindparam("published_at", type_=sa.DateTime))
+)
+_DETAILS = sa.select(
+    requests_table.c.contacts, requests_table.c.phones_rejected, requests_table.c.report_columns
+).where(requests_table.c.request_id == sa.bindparam("request_id"))
+
+
+@functools.lru_cache(maxsize=64)
+def _settle_statement(
+    columns: tuple[str, ...], from_states: tuple[str, ...], by_owner: bool, by_outcome: bool
+) -> sa.Update:
+    """Set ``columns`` (parameters ``new_<column>``) of the request ``settled_id`` while its state
+    is one of ``from_states`` (and its owner ``held_by``, its outcome ``had_outcome``)."""
+    table = requests_table
+    conditions = [table.c.request_id == sa.bindparam("settled_id"), _state_in(from_states)]
+    if by_owner:
+        conditions.append(table.c.owner == sa.bindparam("held_by"))
+    if by_outcome:
+        conditions.append(table.c.outcome == sa.bindparam("had_outcome"))
+    new = {column: sa.bindparam(f"new_{column}", type_=table.c[column].type) for column in columns}
+    return table.update().where(*conditions).values(updated_at=_UPDATED_AT, **new)
+
 
 class SettleConflict(RuntimeError):
     """The row was no longer ours to settle: another worker settled it as orphaned."""
@@ -209,6 +291,8 @@ class Store:
     def __init__(self, engine: Engine):
         self.engine = engine
         self.dialect = engine.dialect.name
+        postgres = self.dialect == "postgresql"
+        self._read_options = {"isolation_level": "AUTOCOMMIT"} if postgres else {_READ_ONLY: True}
 
     # -- set-up --------------------------------------------------------------------------
 
@@ -219,6 +303,8 @@ class Store:
                 # Several workers may start at once: serialise the DDL.
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(7407, 0)"))
             metadata.create_all(conn)
+            for index in requests_table.indexes:  # added to tables made by an older callbridge
+                index.create(conn, checkfirst=True)
             found = conn.execute(
                 sa.select(schema_meta.c.value).where(schema_meta.c.key == "schema_version")
             ).scalar()
@@ -236,6 +322,26 @@ class Store:
     def transaction(self) -> Iterator[Connection]:
         with self.engine.begin() as conn:
             yield conn
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection that only reads, in no transaction of its own on PostgreSQL (each
+        statement reads alone: no BEGIN and ROLLBACK round trips) and without the write lock
+        on SQLite (WAL readers need none), so that reads never queue behind writers."""
+        with self.engine.connect() as conn:
+            yield conn.execution_options(**self._read_options)
+
+    @contextlib.contextmanager
+    def _one_statement(self) -> Iterator[Connection]:
+        """For a single statement that writes, atomic on its own: in autocommit on PostgreSQL
+        (sparing the BEGIN and COMMIT round trips), in a transaction on SQLite (which takes its
+        write lock up front)."""
+        if self.dialect != "postgresql":
+            with self.transaction() as conn:
+                yield conn
+            return
+        with self.engine.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
     # -- workers -------------------------------------------------------------------------
 
@@ -260,18 +366,12 @@ class Store:
         with self.transaction() as conn:
             conn.execute(workers_table.delete().where(workers_table.c.worker_key == worker_key))
 
-    def last_heartbeat(self) -> dt.datetime | None:
-        with self.engine.connect() as conn:
-            return _aware(
-                conn.execute(sa.select(sa.func.max(workers_table.c.heartbeat_at))).scalar()
-            )
-
     def workers(self) -> list[dict[str, Any]]:
         """Registered worker processes with their last heartbeat, for ``callbridge health``.
 
         A worker that stopped cleanly is gone; a killed one stays until a live one settles it.
         """
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             rows = conn.execute(sa.select(workers_table).order_by(workers_table.c.worker_key))
             return [
                 {
@@ -290,7 +390,7 @@ class Store:
         registered = sa.select(workers_table.c.worker_key).where(
             workers_table.c.worker_key != exclude
         )
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return sorted(conn.execute(sa.union(in_flight, registered)).scalars())
 
     def forget_worker(self, conn: Connection, worker_key: int) -> None:
@@ -301,7 +401,8 @@ class Store:
     def add_request(self, conn: Connection, new: NewRequest) -> bool:
         """Insert a valid request; False when its request_id is already known (a duplicate)."""
         now = _naive(utcnow())
-        values = dataclasses.asdict(new)
+        # Field by field, not dataclasses.asdict: that deep-copies every contact of the request.
+        values = {field.name: getattr(new, field.name) for field in dataclasses.fields(new)}
         values.update(
             state="received",
             contacts=json.dumps(new.contacts, ensure_ascii=False, separators=(",", ":")),
@@ -349,54 +450,22 @@ class Store:
     def _insert_ignoring_duplicate(
         self, conn: Connection, table: sa.Table, values: Mapping[str, Any], key: str
     ) -> bool:
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        statement = (
-            dialect_insert(table)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=[key])
-            .returning(table.c[key])
-        )
+        statement = _insert_ignoring(table.name, key, tuple(values))
         # RETURNING, not rowcount: psycopg does not report a rowcount for this statement.
-        return conn.execute(statement).first() is not None
+        return conn.execute(statement, dict(values)).first() is not None
 
     # -- claims --------------------------------------------------------------------------
 
-    def _claim(self, owner: int, due: sa.ColumnElement, changes: Mapping[str, Any], columns):
+    def _claim(self, statement: sa.Update, owner: int, now: dt.datetime):
         """Atomically take one due request: FOR UPDATE SKIP LOCKED lets workers share the queue."""
-        chosen = (
-            sa.select(requests_table.c.request_id)
-            .where(due)
-            .order_by(requests_table.c.next_attempt_at)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        with self.transaction() as conn:
-            row = conn.execute(
-                requests_table.update()
-                .where(requests_table.c.request_id == chosen)
-                .values(owner=owner, updated_at=_naive(utcnow()), **changes)
-                .returning(*columns)
+        with self._one_statement() as conn:
+            return conn.execute(
+                statement, {"owner": owner, "now": _naive(now), "updated_at": _naive(utcnow())}
             ).first()
-        return row
 
     def claim_create(self, owner: int, now: dt.datetime) -> tuple[RequestRow, bytes] | None:
         """Mark one due request ``sending`` (committed before the POST) and return its body."""
-        row = self._claim(
-            owner,
-            sa.and_(
-                requests_table.c.state.in_(PENDING_CREATE),
-                requests_table.c.next_attempt_at <= _naive(now),
-            ),
-            {
-                "state": "sending",
-                "attempts": requests_table.c.attempts + 1,
-                "first_attempt_at": sa.func.coalesce(
-                    requests_table.c.first_attempt_at, _naive(now)
-                ),
-            },
-            [*_ROW_COLUMNS, requests_table.c.create_body],
-        )
+        row = self._claim(_CLAIM_CREATE, owner, now)
         if row is None:
             return None
         *fields, body = row
@@ -406,15 +475,7 @@ class Store:
         self, owner: int, now: dt.datetime
     ) -> tuple[RequestRow, list[tuple[str, str | None]], list[dict] | None] | None:
         """Mark one campaign whose report is due ``reporting``; return it with its contacts."""
-        row = self._claim(
-            owner,
-            sa.and_(
-                requests_table.c.state == "created",
-                requests_table.c.next_attempt_at <= _naive(now),
-            ),
-            {"state": "reporting", "report_attempts": requests_table.c.report_attempts + 1},
-            [*_ROW_COLUMNS, requests_table.c.contacts, requests_table.c.report_columns],
-        )
+        row = self._claim(_CLAIM_REPORT, owner, now)
         if row is None:
             return None
         *fields, contacts, columns = row
@@ -441,23 +502,20 @@ class Store:
         ``outcome``, when given, must match too: ``callbridge resolve`` may move a ``failed``
         request only while its outcome is ``unknown``.
         """
-        values = {
-            key: _naive(value) if isinstance(value, dt.datetime) else value
+        statement = _settle_statement(
+            tuple(changes), tuple(from_states), owner is not None, outcome is not None
+        )
+        parameters = {
+            f"new_{key}": _naive(value) if isinstance(value, dt.datetime) else value
             for key, value in changes.items()
         }
-        statement = (
-            requests_table.update()
-            .where(
-                requests_table.c.request_id == request_id,
-                requests_table.c.state.in_(from_states),
-            )
-            .values(updated_at=_naive(utcnow()), **values)
+        parameters.update(
+            settled_id=request_id,
+            held_by=owner,
+            had_outcome=outcome,
+            updated_at=_naive(utcnow()),
         )
-        if owner is not None:
-            statement = statement.where(requests_table.c.owner == owner)
-        if outcome is not None:
-            statement = statement.where(requests_table.c.outcome == outcome)
-        if conn.execute(statement).rowcount != 1:
+        if conn.execute(statement, parameters).rowcount != 1:
             raise SettleConflict(request_id)
 
     def in_flight_of(self, conn: Connection, owner: int) -> list[RequestRow]:
@@ -479,20 +537,14 @@ class Store:
         return self._first_request(requests_table.c.campaign_id == campaign_id)
 
     def _first_request(self, where: sa.ColumnElement[bool]) -> RequestRow | None:
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             row = conn.execute(sa.select(*_ROW_COLUMNS).where(where)).first()
         return None if row is None else _row(row)
 
     def request_details(self, request_id: str) -> dict[str, Any]:
         """The bulky columns of a request, decoded: contacts, rejected phones, report columns."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(
-                    requests_table.c.contacts,
-                    requests_table.c.phones_rejected,
-                    requests_table.c.report_columns,
-                ).where(requests_table.c.request_id == request_id)
-            ).one()
+        with self.reading() as conn:
+            row = conn.execute(_DETAILS, {"request_id": request_id}).one()
         return {
             "contacts": [tuple(pair) for pair in json.loads(row.contacts or "[]")],
             "phones_rejected": json.loads(row.phones_rejected or "[]"),
@@ -502,7 +554,7 @@ class Store:
         }
 
     def events_of(self, request_id: str) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             rows = conn.execute(
                 sa.select(
                     outbox_table.c.event_id,
@@ -526,7 +578,7 @@ class Store:
     def stats(self, now: dt.datetime | None = None) -> dict[str, Any]:
         """Figures for metrics and health: backlog, oldest unsent event, states, reports due."""
         now = now or utcnow()
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             backlog, oldest = conn.execute(
                 sa.select(sa.func.count(), sa.func.min(outbox_table.c.created_at)).where(
                     outbox_table.c.published_at.is_(None)
@@ -560,7 +612,7 @@ class Store:
         For ``callbridge health``: a due request that no worker claims for long means no step
         thread is taking work (all busy, stuck, paused on a refused token, or no worker).
         """
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             rows = conn.execute(
                 sa.select(
                     requests_table.c.state,
@@ -587,14 +639,8 @@ class Store:
         not hold SQLite's single write lock.
         """
         hold_lock = self.dialect == "postgresql"
-        with self.transaction() as conn:
-            rows = conn.execute(
-                sa.select(outbox_table)
-                .where(outbox_table.c.published_at.is_(None))
-                .order_by(outbox_table.c.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            ).all()
+        with self.transaction() if hold_lock else self.reading() as conn:
+            rows = conn.execute(_pending_statement(limit)).all()
             batch = [
                 PendingEvent(
                     row.id,
@@ -621,11 +667,35 @@ class Store:
     @staticmethod
     def _mark_published(conn: Connection, ids: Sequence[int]) -> None:
         if ids:
-            conn.execute(
-                outbox_table.update()
-                .where(outbox_table.c.id.in_(ids))
-                .values(published_at=_naive(utcnow()))
-            )
+            conn.execute(_MARK_PUBLISHED, {"ids": list(ids), "published_at": _naive(utcnow())})
+
+
+@functools.lru_cache(maxsize=16)
+def _insert_ignoring(table_name: str, key: str, columns: tuple[str, ...]) -> sa.TextClause:
+    """``INSERT … ON CONFLICT (key) DO NOTHING RETURNING key``, one SQL for SQLite and PostgreSQL.
+
+    Built once per column set as text with typed parameters: SQLAlchemy never caches the
+    compiled form of its dialect inserts (they opt out of its statement cache), and compiling
+    one cost more than the rest of the transaction.
+    """
+    table = metadata.tables[table_name]
+    return sa.text(
+        f"INSERT INTO {table_name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join(':' + column for column in columns)}) "
+        f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}"
+    ).bindparams(*(sa.bindparam(column, type_=table.c[column].type) for column in columns))
+
+
+@functools.lru_cache(maxsize=4)
+def _pending_statement(limit: int) -> sa.Select:
+    """The oldest ``limit`` unpublished events that no other relay holds (see _claim_statement)."""
+    return (
+        sa.select(outbox_table)
+        .where(outbox_table.c.published_at.is_(None))
+        .order_by(outbox_table.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
 
 
 def _row(fields: Iterable[Any]) -> RequestRow:
@@ -663,7 +733,9 @@ def _sqlite_engine(database_url: str) -> Engine:
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn):
         # Take the write lock up front: a deferred transaction that later writes can fail
-        # with "database is locked" without waiting, immediate ones queue politely.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # with "database is locked" without waiting, immediate ones queue politely. Reads
+        # (Store.reading) need no lock in WAL mode, and must not queue behind the writers.
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
