@@ -61,21 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     status = command("status", _status, "show a request's state, campaign and events")
     status.add_argument("request_id")
 
-    from worker.report_command import add_arguments as add_report_arguments
+    # Operator commands: each module brings its own flags and its ``run_from_args``.
+    from worker import dead_letters, health, report_command, resolve
 
-    add_report_arguments(command("report", _report, "fetch a campaign's report now, publish it"))
-
-    from worker import dead_letters, health, resolve
-
-    health.add_arguments(
-        command("health", _health, "exit 0 if a worker is alive and keeping up, else 1 (why)")
-    )
-    dead_letters.add_arguments(
-        command("dead-letters", _dead_letters, "list the dead-letter queue; replay messages")
-    )
-    resolve.add_arguments(
-        command("resolve", _resolve, "settle a request whose creation outcome is unknown")
-    )
+    for name, module, help in (
+        ("report", report_command, "fetch a campaign's report now, publish it"),
+        ("health", health, "exit 0 if a worker is alive and keeping up, else 1 (why)"),
+        ("dead-letters", dead_letters, "list the dead-letter queue; replay messages"),
+        ("resolve", resolve, "settle a request whose creation outcome is unknown"),
+    ):
+        module.add_arguments(command(name, module.run_from_args, help))
 
     demo = command("demo", _demo, "run worker and sandbox on embedded defaults, send a sample")
     demo.add_argument("--phones", type=int, default=3, help="phones in the sample request")
@@ -115,30 +110,6 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     from worker.status import print_status
 
     return print_status(settings, args.request_id)
-
-
-def _report(settings: Settings, args: argparse.Namespace) -> int:
-    from worker.report_command import run_from_args
-
-    return run_from_args(settings, args)
-
-
-def _health(settings: Settings, args: argparse.Namespace) -> int:
-    from worker.health import run_from_args
-
-    return run_from_args(settings, args)
-
-
-def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
-    from worker.dead_letters import run_from_args
-
-    return run_from_args(settings, args)
-
-
-def _resolve(settings: Settings, args: argparse.Namespace) -> int:
-    from worker.resolve import run_from_args
-
-    return run_from_args(settings, args)
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:

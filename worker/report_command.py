@@ -25,23 +25,17 @@ import argparse
 import dataclasses
 import datetime as dt
 import sys
-import threading
-import time
-
-from kombu.exceptions import OperationalError
 
 from handlers.context import StepContext
 from handlers.report import ReportJob, StoredReport, fetch, store_report
 from handlers.report_building import ReportTooLarge
 from schemas.events import CAMPAIGN_REPORT
 from schemas.platform import format_utc_timestamp, load_analytics_response
-from worker import broker
 from worker.config import Settings
 from worker.logs import configure_logging, secrets_from
 from worker.platform import AuthFailed, PlatformClient, ReportFailed, ReportFetched
-from worker.relay import Relay
+from worker.publish_now import PublishFailed, publish_events
 from worker.store import RequestRow, SettleConflict, Store, open_store, utcnow
-from worker.topology import declare
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -52,7 +46,6 @@ OUTSIDE_PREFIX = "campaign-"
 # States a report may be fetched from by hand (see the module docstring).
 REPORTABLE = ("created", "report_failed")
 # How long to wait for report parts a running worker's relay is publishing at the same time.
-PUBLISH_WAIT_SECONDS = 15.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,40 +246,23 @@ def _fetch_and_store(ctx: StepContext, plan: Plan) -> StoredReport:
 
 
 def _publish(settings: Settings, store: Store, job: ReportJob) -> int:
-    """Publish the outbox (this report and anything else pending); 0 once every part is out."""
-    connection = broker.connect(settings)
-    errors = (OperationalError, *connection.connection_errors, *connection.channel_errors)
-    deadline = time.monotonic() + PUBLISH_WAIT_SECONDS
+    """Publish the report's parts now; 0 once every part is out."""
+    queue = job.reply_to or settings.call_results_queue
     try:
-        with connection:
-            connection.ensure_connection(max_retries=3)
-            declare(connection.default_channel, settings)
-            relay = Relay(store, connection, ready=threading.Event())
-            while (pending := _unpublished(store, job.request_id)) and time.monotonic() < deadline:
-                if not relay.drain():
-                    time.sleep(0.2)  # another relay holds them: wait for its confirms
-    except errors as exc:
+        left = publish_events(settings, store, job.request_id, event_types={CAMPAIGN_REPORT})
+    except PublishFailed as exc:
         print(
-            f"callbridge report: could not publish ({type(exc).__name__}: {exc}); the report "
+            f"callbridge report: could not publish ({exc}); the report "
             "stays queued and the next worker to run publishes it",
             file=sys.stderr,
         )
         return EXIT_REFUSED
-    queue = job.reply_to or settings.call_results_queue
-    if pending:
+    if left:
         print(
-            f"{len(pending)} part(s) not yet published to {queue}; they stay queued and the "
+            f"{len(left)} part(s) not yet published to {queue}; they stay queued and the "
             "next worker to run publishes them",
             file=sys.stderr,
         )
         return EXIT_REFUSED
     print(f"published to {queue}")
     return 0
-
-
-def _unpublished(store: Store, request_id: str) -> list[str]:
-    return [
-        event["event_id"]
-        for event in store.events_of(request_id)
-        if event["event_type"] == CAMPAIGN_REPORT and event["published_at"] is None
-    ]

@@ -24,25 +24,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
-import time
-
-from amqp.exceptions import MessageNacked
-from kombu.exceptions import OperationalError
 
 from handlers.create import created_outcome
 from handlers.results import result
-from worker import broker
+from schemas.events import CAMPAIGN_CREATED
 from worker.config import Settings
 from worker.logs import configure_logging, secrets_from
-from worker.relay import Relay
+from worker.publish_now import PublishFailed, publish_events
 from worker.store import RequestRow, SettleConflict, Store, open_store, utcnow
-from worker.topology import declare
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
 # How long to wait for an event a running worker's relay is publishing at the same time.
-PUBLISH_WAIT_SECONDS = 15.0
 
 
 class Refused(Exception):
@@ -155,42 +148,21 @@ def _settle(store: Store, conn, row: RequestRow, changes: dict) -> None:
 
 
 def publish(settings: Settings, store: Store, request_id: str, event_id: str) -> int:
-    """Publish the outbox until ``event_id`` is out; a worker's relay may be publishing it."""
-    connection = broker.connect(settings)
-    errors = (
-        OperationalError,
-        MessageNacked,
-        *connection.connection_errors,
-        *connection.channel_errors,
-    )
-    deadline = time.monotonic() + PUBLISH_WAIT_SECONDS
+    """Publish ``campaign.created`` now; a worker's relay may be publishing it too."""
     try:
-        with connection:
-            connection.ensure_connection(max_retries=3)
-            declare(connection.default_channel, settings)
-            relay = Relay(store, connection, ready=threading.Event())
-            while not _published(store, request_id, event_id) and time.monotonic() < deadline:
-                if not relay.drain():
-                    time.sleep(0.2)  # another relay holds it: wait for its confirm
-    except errors as exc:
+        left = publish_events(settings, store, request_id, event_types={CAMPAIGN_CREATED})
+    except PublishFailed as exc:
         print(
-            f"callbridge resolve: could not publish {event_id} ({type(exc).__name__}); it stays "
+            f"callbridge resolve: could not publish {event_id} ({exc}); it stays "
             "queued and the next worker to run publishes it",
             file=sys.stderr,
         )
         return EXIT_REFUSED
-    if not _published(store, request_id, event_id):
+    if left:
         print(f"{event_id} is not published yet; the worker's relay publishes it", file=sys.stderr)
         return EXIT_REFUSED
     print(f"published {event_id}")
     return EXIT_OK
-
-
-def _published(store: Store, request_id: str, event_id: str) -> bool:
-    return any(
-        event["event_id"] == event_id and event["published_at"] is not None
-        for event in store.events_of(request_id)
-    )
 
 
 def _positive(text: str) -> int:

@@ -1,0 +1,64 @@
+"""Publish a request's events from an operator command's own process.
+
+``callbridge resolve`` and ``callbridge report`` queue events in the outbox like the worker
+does; publishing them right away, from the command itself, lets an operator's fix reach the
+CRM even when no worker is running. A worker's relay may publish the same events at the same
+time; that is the at-least-once delivery the contract already allows.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Collection
+
+from amqp.exceptions import MessageNacked
+from kombu.exceptions import OperationalError
+
+from worker import broker
+from worker.config import Settings
+from worker.relay import Relay
+from worker.store import Store
+from worker.topology import declare
+
+WAIT_SECONDS = 15.0
+
+
+class PublishFailed(RuntimeError):
+    """The broker could not be reached or refused an event; the events stay queued."""
+
+
+def publish_events(
+    settings: Settings, store: Store, request_id: str, *, event_types: Collection[str]
+) -> list[str]:
+    """Publish until the request's events of those types are out; the ids still unpublished
+    after ``WAIT_SECONDS`` (another process's relay may hold them, waiting for confirms)."""
+    connection = broker.connect(settings)
+    errors = (
+        OperationalError,
+        MessageNacked,
+        *connection.connection_errors,
+        *connection.channel_errors,
+    )
+    deadline = time.monotonic() + WAIT_SECONDS
+    try:
+        with connection:
+            connection.ensure_connection(max_retries=3)
+            declare(connection.default_channel, settings)
+            relay = Relay(store, connection, ready=threading.Event())
+            while (left := unpublished(store, request_id, event_types)) and (
+                time.monotonic() < deadline
+            ):
+                if not relay.drain():
+                    time.sleep(0.2)  # another relay holds them: wait for its confirms
+    except errors as exc:
+        raise PublishFailed(type(exc).__name__) from exc
+    return left
+
+
+def unpublished(store: Store, request_id: str, event_types: Collection[str]) -> list[str]:
+    return [
+        event["event_id"]
+        for event in store.events_of(request_id)
+        if event["event_type"] in event_types and event["published_at"] is None
+    ]
