@@ -91,18 +91,23 @@ def publish(
     content_type: str | None = "application/json",
     **properties: Any,
 ) -> None:
-    """Publish like the CRM: default exchange, persistent; a dict body is sent as JSON."""
+    """Publish like the CRM: default exchange, persistent; a dict body is sent as JSON.
+
+    On the channel itself, so that ``content_type=None`` sends no content type at all (a kombu
+    Producer would name one).
+    """
     raw = json.dumps(body, ensure_ascii=False).encode() if isinstance(body, dict) else body
     with Connection(broker_url, transport_options={"confirm_publish": True}) as connection:
-        Producer(connection.default_channel).publish(
+        channel = connection.default_channel
+        message = channel.prepare_message(
             raw,
-            exchange="",
-            routing_key=queue,
-            delivery_mode=2,
-            content_type=content_type or "application/octet-stream",
-            content_encoding="utf-8" if content_type else "binary",
-            **properties,
+            0,
+            content_type,
+            "utf-8" if content_type else None,
+            {},
+            {**properties, "delivery_mode": 2},
         )
+        channel.basic_publish(message, exchange="", routing_key=queue)
 
 
 def publish_many(broker_url: str, queue: str, bodies: list[dict[str, Any]]) -> None:

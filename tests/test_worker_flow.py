@@ -152,7 +152,9 @@ def test_a_malformed_message_is_dead_lettered_unchanged_and_rejected(
     assert of_type(events, "campaign.created")[0]["request_id"] == "after-garbage"
     dead = dead_letter_reader.wait_for(lambda bodies: bodies)
     assert dead == [body]
-    headers = dead_letter_reader.seen[0][1]["headers"]
+    properties = dead_letter_reader.seen[0][1]
+    assert properties.get("content_type") == content_type, "the dead letter must be unchanged"
+    headers = properties["headers"]
     assert reason in headers["x-callbridge-reason"]
     assert headers["x-original-queue"] == queues.requests
     assert len(sandbox.campaigns) == 1

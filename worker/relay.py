@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from amqp.exceptions import MessageNacked
-from kombu import Connection, Producer
+from kombu import Connection
 
 from worker import metrics
 from worker.broker import CONFIRM_TIMEOUT_SECONDS
@@ -47,7 +47,7 @@ class Relay:
             connection = connection.clone(transport_options=options)
         self.connection = connection
         self.ready = ready
-        self._producer: Producer | None = None
+        self._channel = None
         self._confirms: _Confirms | None = None
 
     def publish_pending(self, *, limit: int = BATCH_SIZE) -> int:
@@ -100,40 +100,41 @@ class Relay:
                 time.sleep(GATHER_SECONDS)
 
     def _publish(self, pending: PendingEvent) -> None:
+        """Publish on the channel itself, not through a kombu Producer: a Producer gives a body
+        without a content type one of its own, and a dead letter must leave as it came."""
         event = pending.event
         properties = dict(event.properties)
         headers = properties.pop("headers", None) or {}
-        content_type = properties.pop("content_type", None) or "application/octet-stream"
-        content_encoding = properties.pop("content_encoding", None) or "binary"
-        self._get_producer().publish(
+        channel = self._get_channel()
+        message = channel.prepare_message(
             event.body,
-            exchange="",
-            routing_key=event.queue,
-            delivery_mode=2,
-            content_type=content_type,
-            content_encoding=content_encoding,
-            headers=headers,
-            timeout=CONFIRM_TIMEOUT_SECONDS,
-            **properties,
+            0,
+            properties.pop("content_type", None),
+            properties.pop("content_encoding", None),
+            headers,
+            {**properties, "delivery_mode": 2},
+        )
+        channel.basic_publish(
+            message, exchange="", routing_key=event.queue, timeout=CONFIRM_TIMEOUT_SECONDS
         )
         if self._confirms is not None:
             self._confirms.published()
 
-    def _get_producer(self) -> Producer:
-        """The producer, on a channel in confirm mode when the broker confirms publishes.
+    def _get_channel(self):
+        """The channel, in confirm mode when the broker confirms publishes.
 
         No retry inside a batch: after a reconnection the confirms of the events published
         before it would be lost, so a broken connection fails the batch and ``run`` reconnects.
         """
-        if self._producer is None:
+        if self._channel is None:
             self.connection.ensure_connection(max_retries=3)
             channel = self.connection.default_channel
             self._confirms = _Confirms(channel) if self.confirming else None
-            self._producer = Producer(channel)
-        return self._producer
+            self._channel = channel
+        return self._channel
 
     def _reset(self) -> None:
-        self._producer = None
+        self._channel = None
         self._confirms = None
         try:
             self.connection.close()
