@@ -310,3 +310,32 @@ def test_phones_are_masked_in_the_log(worker, rabbitmq_url, queues, results_read
         digits = phone(n).replace(" ", "").replace("-", "")
         assert digits not in log and digits[1:] not in log
     assert "Секретов" not in log
+
+
+def test_an_event_the_broker_refuses_does_not_hold_back_or_repeat_the_others(
+    worker, rabbitmq_url, queues, results_reader
+):
+    """A CRM's reply_to queue that rejects what does not fit nacks our publish: that event
+    stays queued (retried), while the events batched with it go out once each."""
+    from kombu import Connection, Queue
+
+    full_queue = f"{queues.results}.full"
+    with Connection(rabbitmq_url) as connection:
+        Queue(
+            full_queue,
+            durable=True,
+            queue_arguments={"x-max-length": 1, "x-overflow": "reject-publish"},
+        ).bind(connection.default_channel).declare()
+    try:
+        process, _ = worker()
+        for n in range(3):
+            publish(rabbitmq_url, queues.requests, call_request(f"full-{n}"), reply_to=full_queue)
+        publish(rabbitmq_url, queues.requests, call_request("normal"))
+        process.wait_for_log('"event refused by the broker"')
+        results_reader.wait_for(lambda events: events)
+        time.sleep(3)
+        results_reader.poll()
+        assert [e["event_id"] for e in results_reader.bodies()] == ["normal:campaign.created"]
+    finally:
+        with Connection(rabbitmq_url) as connection:
+            connection.default_channel.queue_delete(full_queue)

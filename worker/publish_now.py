@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Collection
 
-from amqp.exceptions import MessageNacked
 from kombu.exceptions import OperationalError
 
 from worker import broker
@@ -36,7 +35,7 @@ def publish_events(
     connection = broker.connect(settings)
     errors = (
         OperationalError,
-        MessageNacked,
+        TimeoutError,
         *connection.connection_errors,
         *connection.channel_errors,
     )

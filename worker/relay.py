@@ -4,8 +4,10 @@ Runs in its own thread with its own connection (kombu connections are not shared
 threads). Confirms are waited for per batch, not per message: every event of a batch is
 published, then the relay waits until the broker has confirmed them all, then marks them all
 sent. Waiting per message cost a round trip each and capped the relay at a few hundred events
-a second. A refusal, a timeout or a lost connection marks none of the batch, and a crash
-between the confirms and the mark marks none either: those events are published again.
+a second. An event the broker refuses (a nack) stays queued and goes again with a later batch,
+without holding back the rest of its batch. A timeout or a lost connection marks none of the
+batch, and a crash between the confirms and the mark marks none either: those events are
+published again.
 Delivery is at-least-once, and the stable ``event_id`` / ``message_id`` lets the CRM drop the
 copy.
 """
@@ -17,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable
 
-from amqp.exceptions import MessageNacked
 from kombu import Connection
 
 from worker import metrics
@@ -53,12 +54,27 @@ class Relay:
     def publish_pending(self, *, limit: int = BATCH_SIZE) -> int:
         """Publish one batch of unsent events; the number published."""
         with self.store.pending_events(limit) as (batch, published):
-            for pending in batch:
-                self._publish(pending)
-            if self._confirms is not None:
+            tags = [self._publish(pending) for pending in batch]
+            refused = (
                 self._confirms.wait(self.connection, timeout=CONFIRM_TIMEOUT_SECONDS)
-            published.extend(pending.id for pending in batch)
+                if self._confirms is not None
+                else set()
+            )
+            sent = [pending for pending, tag in zip(batch, tags, strict=True) if tag not in refused]
+            published.extend(pending.id for pending in sent)
         for pending in batch:
+            if pending not in sent:
+                # It stays in the outbox and is tried again with the next batch; the rest of
+                # this batch is not held back (nor published twice) for it.
+                state_change(
+                    log,
+                    "event refused by the broker",
+                    request_id=pending.event.request_id,
+                    level=logging.WARNING,
+                    event_id=pending.event.event_id,
+                    queue=pending.event.queue,
+                )
+        for pending in sent:
             metrics.count_event_published(pending.event.event_type)
             state_change(
                 log,
@@ -68,7 +84,7 @@ class Relay:
                 event_id=pending.event.event_id,
                 queue=pending.event.queue,
             )
-        return len(batch)
+        return len(sent)
 
     def drain(self) -> int:
         """Publish until nothing is pending (used at shutdown and by the CLI)."""
@@ -91,7 +107,7 @@ class Relay:
             except (
                 *self.connection.connection_errors,
                 *self.connection.channel_errors,
-                MessageNacked,
+                TimeoutError,
             ) as exc:
                 log.warning("relay lost the broker (%s); reconnecting", type(exc).__name__)
                 self._reset()
@@ -99,7 +115,7 @@ class Relay:
             if published > 1:
                 time.sleep(GATHER_SECONDS)
 
-    def _publish(self, pending: PendingEvent) -> None:
+    def _publish(self, pending: PendingEvent) -> int | None:
         """Publish on the channel itself, not through a kombu Producer: a Producer gives a body
         without a content type one of its own, and a dead letter must leave as it came."""
         event = pending.event
@@ -117,8 +133,7 @@ class Relay:
         channel.basic_publish(
             message, exchange="", routing_key=event.queue, timeout=CONFIRM_TIMEOUT_SECONDS
         )
-        if self._confirms is not None:
-            self._confirms.published()
+        return None if self._confirms is None else self._confirms.published()
 
     def _get_channel(self):
         """The channel, in confirm mode when the broker confirms publishes.
@@ -153,36 +168,38 @@ class _Confirms:
     def __init__(self, channel) -> None:
         self._published = 0
         self._unconfirmed: set[int] = set()
-        self._refused = False
+        self._refused: set[int] = set()
         channel.events["basic_ack"].add(self._on_ack)
         channel.events["basic_nack"].add(self._on_nack)
         channel.confirm_select()
 
-    def published(self) -> None:
+    def published(self) -> int:
+        """Note one more publish; its number (delivery tag) on this channel."""
         self._published += 1
         self._unconfirmed.add(self._published)
+        return self._published
 
-    def wait(self, connection: Connection, *, timeout: float) -> None:
-        """Until every publish so far is confirmed: TimeoutError when one is not in time,
-        MessageNacked when the broker refused one (as a publish waiting for its own would)."""
+    def wait(self, connection: Connection, *, timeout: float) -> set[int]:
+        """Until every publish so far is confirmed; the numbers of those the broker refused.
+        TimeoutError when one is not confirmed in time."""
         deadline = time.monotonic() + timeout
         while self._unconfirmed:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"{len(self._unconfirmed)} events not confirmed in {timeout} s")
             connection.drain_events(timeout=left)
-        if self._refused:
-            raise MessageNacked("the broker refused an event of the batch")
+        refused, self._refused = self._refused, set()
+        return refused
 
     def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
-        self._settle(delivery_tag, multiple)
+        self._unconfirmed -= self._covered(delivery_tag, multiple)
 
     def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
-        self._refused = True
-        self._settle(delivery_tag, multiple)
+        covered = self._covered(delivery_tag, multiple)
+        self._refused |= covered
+        self._unconfirmed -= covered
 
-    def _settle(self, delivery_tag: int, multiple: bool) -> None:
+    def _covered(self, delivery_tag: int, multiple: bool) -> set[int]:
         if multiple:
-            self._unconfirmed = {tag for tag in self._unconfirmed if tag > delivery_tag}
-        else:
-            self._unconfirmed.discard(delivery_tag)
+            return {tag for tag in self._unconfirmed if tag <= delivery_tag}
+        return {delivery_tag}
