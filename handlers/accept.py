@@ -124,31 +124,33 @@ class _Rejection:
     reason: str
 
 
-def _judge(delivery: Delivery, settings: Settings, now: dt.datetime) -> CallRequest | _Rejection:
-    """What the message is: a request that keeps the contract, or why it is rejected."""
+def _judge(delivery: Delivery, settings: Settings, now: dt.datetime) -> NewRequest | _Rejection:
+    """What the message is: a request to store (built before the transaction, which then
+    holds SQLite's write lock no longer than the writes), or why it is rejected."""
     try:
         data = decode_body(delivery, max_bytes=settings.max_message_bytes)
     except Malformed as exc:
         return _Rejection(None, {"_schema": [str(exc)]}, str(exc))
     try:
-        return load_call_request(data, settings=settings, now=now)
+        request = load_call_request(data, settings=settings, now=now)
     except ValidationError as exc:
         errors = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
         reason = "the request breaks the contract: " + ", ".join(_paths(errors))
         return _Rejection(read_request_id(data), errors, reason)
+    return _new_request(delivery, request)
 
 
 def _record(
     conn: Connection,
     delivery: Delivery,
-    judgement: CallRequest | _Rejection,
+    judgement: NewRequest | _Rejection,
     settings: Settings,
     store: Store,
     now: dt.datetime,
 ) -> Verdict:
     if isinstance(judgement, _Rejection):
         return _reject(conn, delivery, judgement, settings, store, now)
-    inserted = store.add_request(conn, _new_request(delivery, judgement))
+    inserted = store.add_request(conn, judgement)
     return Verdict("accepted" if inserted else "duplicate", judgement.request_id)
 
 
@@ -207,7 +209,7 @@ def _reject(
     return Verdict("rejected", request_id, reason)
 
 
-def _announce(verdict: Verdict, judgement: CallRequest | _Rejection) -> None:
+def _announce(verdict: Verdict, judgement: NewRequest | _Rejection) -> None:
     """Log and count what became of a message, once its batch is committed."""
     if verdict.outcome == "rejected":
         metrics.count_request("rejected")
@@ -222,7 +224,7 @@ def _announce(verdict: Verdict, judgement: CallRequest | _Rejection) -> None:
             log,
             "accepted",
             request_id=verdict.request_id,
-            phones_accepted=len(judgement.phones),
+            phones_accepted=len(judgement.contacts),
             phones_rejected=len(rejected),
         )
 

@@ -99,19 +99,23 @@ class RequestConsumer(ConsumerMixin):
 
     def _take_batch(self) -> None:
         batch, self._batch, self._batch_bytes = self._batch, [], 0
-        deliveries = [delivery_of(message) for message in batch]
-        try:
-            verdicts = accept_batch(deliveries, settings=self.settings, store=self.store)
-        except Exception:  # each message is tried on its own, and reported if it fails alone
-            log.warning(
-                "intake of %d messages failed; taking them one by one", len(batch), exc_info=True
-            )
-            for message in batch:
-                self._take_one(message)
-            return
-        batch[-1].ack(multiple=True)
-        for verdict in verdicts:
-            self.on_verdict(verdict)
+        if len(batch) > 1:
+            deliveries = [delivery_of(message) for message in batch]
+            try:
+                verdicts = accept_batch(deliveries, settings=self.settings, store=self.store)
+            except Exception:  # each message is tried on its own, and reported if it fails alone
+                log.warning(
+                    "intake of %d messages failed; taking them one by one",
+                    len(batch),
+                    exc_info=True,
+                )
+            else:
+                batch[-1].ack(multiple=True)
+                for verdict in verdicts:
+                    self.on_verdict(verdict)
+                return
+        for message in batch:
+            self._take_one(message)
 
     def _take_one(self, message: Message) -> None:
         try:
