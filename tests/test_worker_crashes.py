@@ -217,3 +217,39 @@ def test_a_worker_killed_while_sending_leaves_an_unknown_outcome_never_resent(
     assert len(posts) == 1, "a request whose outcome is unknown must never be sent again"
     assert results_reader.poll() == []
     assert "orphaned while sending" in survivor.log_text()
+
+
+def test_a_message_the_store_cannot_take_is_kept_and_its_batch_goes_through(
+    make_sandbox, env_for, start_worker, rabbitmq_url, queues, results_reader, postgres_url
+):
+    """Intake commits the messages that arrive together as one batch; when the batch fails
+    for a reason of ours (here the database refuses one row), each message is taken alone:
+    the others are stored and acked, the failing one is requeued, never dropped."""
+    import sqlalchemy as sa
+
+    sandbox = make_sandbox()
+    worker = start_worker(env_for(sandbox, postgres_url))
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "ALTER TABLE callbridge_requests ADD CONSTRAINT refuse_poison "
+                "CHECK (request_id <> 'poison')"
+            )
+        )
+    requests = burst("batch", 30)
+    requests.insert(15, call_request("poison", name="Burst poison"))
+    publish_many(rabbitmq_url, queues.requests, requests)
+
+    good = [r["request_id"] for r in requests if r["request_id"] != "poison"]
+    results_reader.wait_for(lambda events: terminal_count(events) >= len(good), timeout=60)
+    assert "taking them one by one" in worker.log_text()
+    assert "poison" not in campaigns_by_request(sandbox)
+
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE callbridge_requests DROP CONSTRAINT refuse_poison"))
+    engine.dispose()
+    results_reader.wait_for(lambda events: terminal_count(events) >= len(good) + 1, timeout=60)
+    time.sleep(1)
+    results_reader.poll()
+    assert_every_request_settled_once(results_reader.bodies(), [*good, "poison"], sandbox)
