@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -145,7 +146,9 @@ class PlatformClient:
         }
         read_timeout = settings.http_timeout_seconds
         self._timeout = (min(MAX_CONNECT_TIMEOUT, read_timeout), read_timeout)
-        self._session = session or _session_without_retries(settings.http_concurrency)
+        self._session = session or _session_without_retries(
+            settings.http_concurrency, self._base_url
+        )
         self._observe = observe
 
     def create_campaign(self, body: bytes) -> CreateOutcome:
@@ -257,11 +260,21 @@ def platform_message(status: int, content: bytes, *, token: str = "") -> str:
     return _scrub(text, token)[:MESSAGE_LIMIT]
 
 
-def _session_without_retries(pool_size: int) -> requests.Session:
+def _session_without_retries(pool_size: int, base_url: str) -> requests.Session:
+    """A session that never retries, and reads the environment (proxies, CA bundle) once.
+
+    Left to itself, requests reads the proxy settings of the environment again at every call,
+    a fifth of a request's cost in the worker; the platform's address does not change.
+    """
     session = requests.Session()
     adapter = HTTPAdapter(max_retries=0, pool_connections=1, pool_maxsize=pool_size)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
+    session.proxies.update(requests.utils.get_environ_proxies(base_url))
+    session.verify = (
+        os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    )
+    session.trust_env = False
     return session
 
 
