@@ -22,6 +22,7 @@ from worker.platform import (
     RetryLater,
     Unknown,
     classify_create_answer,
+    classify_report_answer,
     platform_message,
 )
 
@@ -377,3 +378,10 @@ def test_fetch_report_with_a_wrong_token_is_auth_failed(sandbox: SandboxServer, 
     outcome = client_for(sandbox.url, "wrong").fetch_report(1, documented_report_query(1))
 
     assert outcome == AuthFailed(401, "Unauthenticated.")
+
+
+def test_a_report_with_nan_or_infinity_reads_them_as_no_value() -> None:
+    outcome = classify_report_answer(
+        200, {}, b'{"data": [{"duration": NaN, "score": Infinity, "rank": -Infinity}]}'
+    )
+    assert outcome == ReportFetched({"data": [{"duration": None, "score": None, "rank": None}]})

@@ -238,7 +238,7 @@ def classify_report_answer(
         retry_after = parse_retry_after(headers.get("Retry-After"))
         return ReportFailed(status, platform_message(status, content, token=token), retry_after)
     try:
-        return ReportFetched(json.loads(content))
+        return ReportFetched(json.loads(content, parse_constant=_no_value))
     except ValueError:
         return ReportFailed(status, f"the platform answered {status} with a body not JSON", None)
 
@@ -276,6 +276,12 @@ def _session_without_retries(pool_size: int, base_url: str) -> requests.Session:
     )
     session.trust_env = False
     return session
+
+
+def _no_value(constant: str) -> None:
+    """``NaN`` and ``Infinity`` are not JSON: passed on, they would make the CRM's report
+    events unreadable. A platform writing one has no value there."""
+    return None
 
 
 def _never_connected(exc: Exception) -> bool:
