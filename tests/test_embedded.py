@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.builders import call_request
-from tests.plugins.services import ROOT
+from tests.plugins.services import ROOT, callbridge
 
 
 @pytest.fixture
@@ -45,17 +45,6 @@ def background_worker(tmp_path: pathlib.Path, embedded_env) -> Iterator[subproce
     if worker.poll() is None:
         worker.kill()
         worker.wait(10)
-
-
-def callbridge(*args: str, cwd: pathlib.Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "worker", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_run_send_and_status_work_with_no_services(

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.plugins.services import free_port, scrape_metrics
 from worker import metrics
 
 FIGURES = {
@@ -35,12 +35,6 @@ class Stats:
         return self.figures
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server() -> tuple[Stats, Callable[[], Samples]]:
     """One metrics server for the module, and a function that scrapes it."""
@@ -48,16 +42,7 @@ def server() -> tuple[Stats, Callable[[], Samples]]:
     port = free_port()
     metrics.start_metrics_server(port, stats=stats)
 
-    def scrape() -> Samples:
-        response = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=(2, 5))
-        response.raise_for_status()
-        return {
-            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(response.text)
-            for sample in family.samples
-        }
-
-    return stats, scrape
+    return stats, functools.partial(scrape_metrics, port)
 
 
 def test_gauges_are_read_from_stats_at_each_scrape(server: Any) -> None:

@@ -9,13 +9,10 @@ import re
 import time
 
 import pytest
-import requests
 import sqlalchemy as sa
-from kombu import Connection
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.builders import call_request, publish
-from tests.plugins.services import free_port
+from tests.plugins.services import free_port, scrape_metrics
 from worker.store import open_store, requests_table
 
 pytestmark = [pytest.mark.rabbitmq]
@@ -70,21 +67,6 @@ def as_if_due(database_url: str, request_id: str, *, window_ended_ago: dt.timede
     store.engine.dispose()
 
 
-@pytest.fixture
-def env_for(worker_env, rabbitmq_url, sandbox_token, queues):
-    def make(sandbox, database_url, **more):
-        return worker_env(
-            broker_url=rabbitmq_url,
-            database_url=database_url,
-            api_url=sandbox.url,
-            token=sandbox_token,
-            queues=queues,
-            **more,
-        )
-
-    return make
-
-
 def of(events: list[dict], event_type: str, request_id: str) -> list[dict]:
     return [e for e in events if e["type"] == event_type and e["request_id"] == request_id]
 
@@ -95,7 +77,7 @@ def of(events: list[dict], event_type: str, request_id: str) -> list[dict]:
 @pytest.mark.slow
 def test_sentry_gets_each_failure_of_a_real_worker_tagged_and_nothing_personal(
     make_sandbox,
-    env_for,
+    worker_env,
     start_worker,
     rabbitmq_url,
     queues,
@@ -106,7 +88,7 @@ def test_sentry_gets_each_failure_of_a_real_worker_tagged_and_nothing_personal(
 ):
     sandbox = make_sandbox(create_faults=["422", "401"], report_faults=["500"])
     worker = start_worker(
-        env_for(sandbox, postgres_url, SENTRY_DSN=sentry_server.dsn, REPORT_RETRY_HOURS="1")
+        worker_env(sandbox.url, postgres_url, SENTRY_DSN=sentry_server.dsn, REPORT_RETRY_HOURS="1")
     )
     sent = [
         written_in_every_form(call_request("s-failed", phones=3, first_phone=100)),
@@ -203,7 +185,7 @@ def test_sentry_gets_each_failure_of_a_real_worker_tagged_and_nothing_personal(
 @pytest.mark.slow
 def test_a_campaign_created_after_its_request_was_failed_elsewhere_is_reported_to_mend(
     make_sandbox,
-    env_for,
+    worker_env,
     start_worker,
     rabbitmq_url,
     queues,
@@ -212,7 +194,7 @@ def test_a_campaign_created_after_its_request_was_failed_elsewhere_is_reported_t
     sentry_server,
 ):
     sandbox = make_sandbox(latency=4.0)
-    env = env_for(sandbox, postgres_url, SENTRY_DSN=sentry_server.dsn)
+    env = worker_env(sandbox.url, postgres_url, SENTRY_DSN=sentry_server.dsn)
     first = start_worker(env)
     publish(rabbitmq_url, queues.requests, call_request("s-lost"))
     first.wait_for_log('"sending"')
@@ -248,7 +230,7 @@ def test_a_campaign_created_after_its_request_was_failed_elsewhere_is_reported_t
 @pytest.mark.parametrize(("log_format", "level"), [("json", "INFO"), ("text", "DEBUG")])
 def test_no_log_line_of_a_burst_holds_a_phone_a_name_or_the_token(
     make_sandbox,
-    env_for,
+    worker_env,
     start_worker,
     rabbitmq_url,
     queues,
@@ -262,7 +244,8 @@ def test_no_log_line_of_a_burst_holds_a_phone_a_name_or_the_token(
         create_faults=["422", "500", "drop", "503:retry-after=1", "no-id", "401"],
         report_faults=["502"],
     )
-    worker = start_worker(env_for(sandbox, sqlite_url, LOG_FORMAT=log_format, LOG_LEVEL=level))
+    env = worker_env(sandbox.url, sqlite_url, LOG_FORMAT=log_format, LOG_LEVEL=level)
+    worker = start_worker(env)
     valid = [
         written_in_every_form(call_request(f"log-{n}", phones=5, first_phone=10 * n))
         for n in range(8)
@@ -306,28 +289,25 @@ def test_no_log_line_of_a_burst_holds_a_phone_a_name_or_the_token(
 # -- metrics ---------------------------------------------------------------------------------
 
 
-def scrape(port: int) -> dict[tuple[str, tuple], float]:
-    response = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=(2, 5))
-    response.raise_for_status()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-    }
-
-
 def test_metrics_of_a_real_worker_count_outcomes_and_show_the_outbox_backlog(
-    make_sandbox, env_for, start_worker, rabbitmq_url, queues, results_reader, sqlite_url
+    make_sandbox,
+    worker_env,
+    start_worker,
+    rabbitmq_url,
+    queues,
+    results_reader,
+    sqlite_url,
+    full_reply_queue,
 ):
     port = free_port()
     sandbox = make_sandbox(create_faults=["422", "500"])
-    start_worker(env_for(sandbox, sqlite_url, METRICS_PORT=str(port)))
+    start_worker(worker_env(sandbox.url, sqlite_url, METRICS_PORT=str(port)))
     for n in range(4):
         publish(rabbitmq_url, queues.requests, call_request(f"metrics-{n}"))
     publish(rabbitmq_url, queues.requests, call_request("metrics-bad", schedule={"attempts": 9}))
     results_reader.wait_for(lambda events: len(events) == 5)
 
-    samples = scrape(port)
+    samples = scrape_metrics(port)
     requests_by_outcome = {
         dict(labels)["outcome"]: value
         for (name, labels), value in samples.items()
@@ -343,24 +323,13 @@ def test_metrics_of_a_real_worker_count_outcomes_and_show_the_outbox_backlog(
     assert samples[("callbridge_requests_in_state", (("state", "created"),))] == 2
     assert samples[("callbridge_outbox_backlog", ())] == 0
 
-    full = f"{queues.results}.full"  # a reply queue that refuses every message
-    with Connection(rabbitmq_url) as connection:
-        connection.default_channel.queue_declare(
-            full,
-            durable=True,
-            auto_delete=False,
-            arguments={"x-max-length": 0, "x-overflow": "reject-publish"},
-        )
-    try:
-        publish(rabbitmq_url, queues.requests, call_request("metrics-stuck"), reply_to=full)
-        deadline = time.monotonic() + 30
-        while (samples := scrape(port))[("callbridge_outbox_backlog", ())] != 1:
-            assert time.monotonic() < deadline, "the unpublishable event never showed"
-            time.sleep(0.2)
-        time.sleep(1.1)
-        samples = scrape(port)
-    finally:
-        with Connection(rabbitmq_url) as connection:
-            connection.default_channel.queue_delete(full)
+    stuck = call_request("metrics-stuck")
+    publish(rabbitmq_url, queues.requests, stuck, reply_to=full_reply_queue)
+    deadline = time.monotonic() + 30
+    while (samples := scrape_metrics(port))[("callbridge_outbox_backlog", ())] != 1:
+        assert time.monotonic() < deadline, "the unpublishable event never showed"
+        time.sleep(0.2)
+    time.sleep(1.1)
+    samples = scrape_metrics(port)
     assert samples[("callbridge_outbox_oldest_age_seconds", ())] >= 1
     assert samples[("callbridge_requests_total", (("outcome", "created"),))] == 3

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
-import sys
 import threading
 import time
 
@@ -17,7 +16,7 @@ from kombu import Connection
 
 from handlers.accept import Delivery, accept
 from tests.builders import call_request, publish
-from tests.plugins.services import ROOT
+from tests.plugins.services import callbridge
 from worker import broker
 from worker.cli import main
 from worker.config import load_settings
@@ -31,14 +30,7 @@ pytestmark = [pytest.mark.rabbitmq]
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "worker", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+    return callbridge(*args, env=env, timeout=90)
 
 
 def one_line(result: subprocess.CompletedProcess) -> str:
@@ -60,18 +52,11 @@ def wait_for_depth(url: str, queue: str, count: int, timeout: float = 30) -> Non
 
 
 @pytest.fixture
-def env(make_sandbox, sandbox_token, worker_env, rabbitmq_url, queues, sqlite_url):
+def env(make_sandbox, worker_env, sqlite_url):
     """``env(sandbox=None, **more)``: the environment of a worker and of the commands."""
 
     def make(sandbox=None, **more: str) -> dict[str, str]:
-        return worker_env(
-            broker_url=rabbitmq_url,
-            database_url=sqlite_url,
-            api_url=(sandbox or make_sandbox()).url,
-            token=sandbox_token,
-            queues=queues,
-            **more,
-        )
+        return worker_env((sandbox or make_sandbox()).url, sqlite_url, **more)
 
     return make
 
@@ -158,25 +143,15 @@ def test_health_fails_while_requests_wait_behind_a_refused_token(
     assert "unhealthy: 1 request(s) due for creation, the longest waiting" in one_line(late)
 
 
-def test_health_fails_while_the_outbox_cannot_be_published(env, start_worker, rabbitmq_url, queues):
-    full = f"{queues.results}.full"
-    with Connection(rabbitmq_url) as connection:
-        connection.default_channel.queue_declare(
-            full,
-            durable=True,
-            auto_delete=False,
-            arguments={"x-max-length": 0, "x-overflow": "reject-publish"},
-        )
-    try:
-        environment = env()
-        worker = start_worker(environment)
-        publish(rabbitmq_url, queues.requests, call_request("health-full"), reply_to=full)
-        worker.wait_for_log('"created"')
-        time.sleep(1.5)
-        stuck = cli(environment, "health", "--max-outbox-age", "1")
-    finally:
-        with Connection(rabbitmq_url) as connection:
-            connection.default_channel.queue_delete(full)
+def test_health_fails_while_the_outbox_cannot_be_published(
+    env, start_worker, rabbitmq_url, queues, full_reply_queue
+):
+    environment = env()
+    worker = start_worker(environment)
+    publish(rabbitmq_url, queues.requests, call_request("health-full"), reply_to=full_reply_queue)
+    worker.wait_for_log('"created"')
+    time.sleep(1.5)
+    stuck = cli(environment, "health", "--max-outbox-age", "1")
     assert stuck.returncode == 1
     assert "unhealthy: 1 event(s) unpublished, the oldest for" in one_line(stuck)
 

@@ -18,7 +18,6 @@ import datetime as dt
 import json
 import re
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from zoneinfo import ZoneInfo
 
@@ -30,7 +29,7 @@ from sandbox import SandboxServer
 from schemas.platform import format_utc_timestamp
 from tests.builders import ZONE, call_request, e164, publish, window_ending_in
 from tests.plugins.sandbox import documented_campaign_body
-from tests.plugins.services import ROOT, QueueReader, WorkerProcess
+from tests.plugins.services import QueueReader, WorkerProcess, callbridge
 from worker.config import Settings, load_settings
 from worker.platform import Created, PlatformClient
 from worker.store import open_store, utcnow
@@ -58,14 +57,7 @@ class Bridge:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         """``callbridge ARGS`` with the worker's environment."""
-        return subprocess.run(
-            [sys.executable, "-m", "worker", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return callbridge(*args, env=self.env)
 
     def accept_earlier(self, body: dict, *, minutes_ago: int = 5) -> None:
         """Take the request in as the worker's intake did ``minutes_ago``, window still open."""
@@ -79,23 +71,12 @@ class Bridge:
 
 
 @pytest.fixture
-def bridge(make_sandbox, sandbox_token, worker_env, start_worker, rabbitmq_url, queues, sqlite_url):
+def bridge(make_sandbox, worker_env, start_worker, sqlite_url):
     """``bridge(database_url=..., sandbox={options}, **worker env)``: a Bridge, no worker yet."""
 
     def make(*, database_url: str = sqlite_url, sandbox: dict | None = None, **env: str) -> Bridge:
         server = make_sandbox(**(sandbox or {}))
-        return Bridge(
-            server,
-            worker_env(
-                broker_url=rabbitmq_url,
-                database_url=database_url,
-                api_url=server.url,
-                token=sandbox_token,
-                queues=queues,
-                **env,
-            ),
-            start_worker,
-        )
+        return Bridge(server, worker_env(server.url, database_url, **env), start_worker)
 
     return make
 

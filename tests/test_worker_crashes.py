@@ -57,26 +57,11 @@ def terminal_count(events: list[dict]) -> int:
     return len({e["request_id"] for e in events if e["type"] in TERMINAL})
 
 
-@pytest.fixture
-def env_for(worker_env, rabbitmq_url, sandbox_token, queues):
-    def make(sandbox, database_url, **more):
-        return worker_env(
-            broker_url=rabbitmq_url,
-            database_url=database_url,
-            api_url=sandbox.url,
-            token=sandbox_token,
-            queues=queues,
-            **more,
-        )
-
-    return make
-
-
 def test_sigkill_twice_during_a_burst_loses_nothing_and_creates_nothing_twice(
-    make_sandbox, env_for, start_worker, rabbitmq_url, queues, results_reader, postgres_url
+    make_sandbox, worker_env, start_worker, rabbitmq_url, queues, results_reader, postgres_url
 ):
     sandbox = make_sandbox(latency=0.05)
-    env = env_for(sandbox, postgres_url, HTTP_CONCURRENCY="4")
+    env = worker_env(sandbox.url, postgres_url, HTTP_CONCURRENCY="4")
     requests = burst("kill", 120)
     publish_many(rabbitmq_url, queues.requests, requests)
 
@@ -96,10 +81,10 @@ def test_sigkill_twice_during_a_burst_loses_nothing_and_creates_nothing_twice(
 
 
 def test_two_workers_on_one_postgres_share_a_burst_without_a_duplicate(
-    make_sandbox, env_for, start_worker, rabbitmq_url, queues, results_reader, postgres_url
+    make_sandbox, worker_env, start_worker, rabbitmq_url, queues, results_reader, postgres_url
 ):
     sandbox = make_sandbox(latency=0.05)
-    env = env_for(sandbox, postgres_url, HTTP_CONCURRENCY="4", PREFETCH_COUNT="10")
+    env = worker_env(sandbox.url, postgres_url, HTTP_CONCURRENCY="4", PREFETCH_COUNT="10")
     first, second = start_worker(env), start_worker(env)
     requests = burst("pair", 150)
     publish_many(rabbitmq_url, queues.requests, requests)
@@ -137,10 +122,10 @@ def worker_connections(pid: int) -> list[str]:
 
 
 def test_the_broker_closing_the_workers_connection_mid_burst_loses_nothing(
-    make_sandbox, env_for, start_worker, rabbitmq_url, queues, results_reader, sqlite_url
+    make_sandbox, worker_env, start_worker, rabbitmq_url, queues, results_reader, sqlite_url
 ):
     sandbox = make_sandbox(latency=0.02)
-    worker = start_worker(env_for(sandbox, sqlite_url))
+    worker = start_worker(worker_env(sandbox.url, sqlite_url))
     requests = burst("close", 100)
     publish_many(rabbitmq_url, queues.requests, requests)
     results_reader.wait_for(lambda events: terminal_count(events) >= 10, timeout=60)
@@ -163,7 +148,7 @@ def test_the_broker_closing_the_workers_connection_mid_burst_loses_nothing(
 
 def test_a_wrong_token_pauses_creation_and_the_right_one_resumes_it(
     make_sandbox,
-    env_for,
+    worker_env,
     start_worker,
     rabbitmq_url,
     queues,
@@ -172,7 +157,7 @@ def test_a_wrong_token_pauses_creation_and_the_right_one_resumes_it(
     sandbox_token,
 ):
     sandbox = make_sandbox(token="the-platform-expects-this")
-    worker = start_worker(env_for(sandbox, sqlite_url))
+    worker = start_worker(worker_env(sandbox.url, sqlite_url))
     publish(rabbitmq_url, queues.requests, call_request("token-1"))
     publish(rabbitmq_url, queues.requests, call_request("token-2"))
     worker.wait_for_log('"paused"')
@@ -191,13 +176,13 @@ def test_a_wrong_token_pauses_creation_and_the_right_one_resumes_it(
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
 def test_a_worker_killed_while_sending_leaves_an_unknown_outcome_never_resent(
-    make_sandbox, env_for, start_worker, rabbitmq_url, queues, results_reader, database, request
+    make_sandbox, worker_env, start_worker, rabbitmq_url, queues, results_reader, database, request
 ):
     """SQLite: the next worker finds the row at start. PostgreSQL: a live peer finds it as soon
     as the dead worker's advisory lock is gone."""
     database_url = request.getfixturevalue(f"{database}_url")
     sandbox = make_sandbox(create_faults=["slow:3"])
-    env = env_for(sandbox, database_url)
+    env = worker_env(sandbox.url, database_url)
     doomed = start_worker(env)
     publish(rabbitmq_url, queues.requests, call_request("killed-mid-post"))
     doomed.wait_for_log('"sending"')
@@ -220,7 +205,7 @@ def test_a_worker_killed_while_sending_leaves_an_unknown_outcome_never_resent(
 
 
 def test_a_message_the_store_cannot_take_is_kept_and_its_batch_goes_through(
-    make_sandbox, env_for, start_worker, rabbitmq_url, queues, results_reader, postgres_url
+    make_sandbox, worker_env, start_worker, rabbitmq_url, queues, results_reader, postgres_url
 ):
     """Intake commits the messages that arrive together as one batch; when the batch fails
     for a reason of ours (here the database refuses one row), each message is taken alone:
@@ -228,7 +213,7 @@ def test_a_message_the_store_cannot_take_is_kept_and_its_batch_goes_through(
     import sqlalchemy as sa
 
     sandbox = make_sandbox()
-    worker = start_worker(env_for(sandbox, postgres_url))
+    worker = start_worker(worker_env(sandbox.url, postgres_url))
     engine = sa.create_engine(postgres_url)
     with engine.begin() as conn:
         conn.execute(

@@ -7,14 +7,12 @@ messages on the dead-letter queue, campaigns the sandbox received.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 
 import pytest
 
 from tests.builders import call_request, phone, publish
-from tests.plugins.services import ROOT
+from tests.plugins.services import callbridge
 
 pytestmark = [pytest.mark.rabbitmq]
 
@@ -26,21 +24,12 @@ def of_type(events: list[dict], event_type: str) -> list[dict]:
 
 
 @pytest.fixture
-def worker(make_sandbox, sandbox_token, worker_env, start_worker, rabbitmq_url, queues, sqlite_url):
+def worker(make_sandbox, worker_env, start_worker, sqlite_url):
     """Start a worker on SQLite against a sandbox made with the given options."""
 
     def start(database_url: str = sqlite_url, sandbox=None, **env):
         sandbox = sandbox or make_sandbox()
-        process = start_worker(
-            worker_env(
-                broker_url=rabbitmq_url,
-                database_url=database_url,
-                api_url=sandbox.url,
-                token=sandbox_token,
-                queues=queues,
-                **env,
-            )
-        )
+        process = start_worker(worker_env(sandbox.url, database_url, **env))
         return process, sandbox
 
     return start
@@ -224,7 +213,6 @@ def test_a_refused_port_is_retried_as_nothing_created(
     rabbitmq_url,
     queues,
     results_reader,
-    sandbox_token,
     worker_env,
     start_worker,
     sqlite_url,
@@ -232,14 +220,7 @@ def test_a_refused_port_is_retried_as_nothing_created(
     from tests.plugins.services import free_port
 
     start_worker(
-        worker_env(
-            broker_url=rabbitmq_url,
-            database_url=sqlite_url,
-            api_url=f"http://127.0.0.1:{free_port()}",
-            token=sandbox_token,
-            queues=queues,
-            RETRY_MAX_MINUTES="0.05",
-        )
+        worker_env(f"http://127.0.0.1:{free_port()}", sqlite_url, RETRY_MAX_MINUTES="0.05")
     )
     publish(rabbitmq_url, queues.requests, call_request("flow-refused"))
     (failed,) = results_reader.wait_for(lambda events: events, timeout=40)
@@ -265,14 +246,8 @@ def test_sigterm_finishes_the_call_in_flight_and_exits_zero(
 
 
 def test_a_bad_setting_stops_the_worker_with_one_line_naming_it():
-    result = subprocess.run(
-        [sys.executable, "-m", "worker", "run"],
-        cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "HTTP_CONCURRENCY": "lots"},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    env = {"PATH": "/usr/bin:/bin", "HTTP_CONCURRENCY": "lots"}
+    result = callbridge("run", env=env, timeout=30)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1

@@ -53,29 +53,25 @@ class Health:
         return EXIT_OK if self.ok else EXIT_UNHEALTHY
 
 
+# Each limit's option, the Limits field it sets, and what it bounds.
+_LIMIT_OPTIONS = (
+    ("--max-heartbeat-age", "heartbeat", "newest worker heartbeat may be this old"),
+    ("--max-outbox-age", "outbox", "oldest unpublished event may be this old"),
+    ("--max-due-age", "due", "a request may wait this long past its due time"),
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Limits()
-    parser.add_argument(
-        "--max-heartbeat-age",
-        type=_seconds,
-        default=defaults.heartbeat,
-        metavar="SECONDS",
-        help=f"newest worker heartbeat may be this old (default {defaults.heartbeat:g})",
-    )
-    parser.add_argument(
-        "--max-outbox-age",
-        type=_seconds,
-        default=defaults.outbox,
-        metavar="SECONDS",
-        help=f"oldest unpublished event may be this old (default {defaults.outbox:g})",
-    )
-    parser.add_argument(
-        "--max-due-age",
-        type=_seconds,
-        default=defaults.due,
-        metavar="SECONDS",
-        help=f"a request may wait this long past its due time (default {defaults.due:g})",
-    )
+    for flag, field, bounds in _LIMIT_OPTIONS:
+        default = getattr(defaults, field)
+        parser.add_argument(
+            flag,
+            type=_seconds,
+            default=default,
+            metavar="SECONDS",
+            help=f"{bounds} (default {default:g})",
+        )
     parser.add_argument(
         "--local",
         action="store_true",

@@ -22,7 +22,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import requests
 from kombu import Connection
+from prometheus_client.parser import text_string_to_metric_families
 
 from worker.consumer import raw_body
 from worker.topology import contract_queue
@@ -111,6 +113,20 @@ def queues(rabbitmq_url: str) -> Iterator[Queues]:
                 channel.queue_delete(name)
 
 
+def callbridge(
+    *args: str, env: dict[str, str], cwd: pathlib.Path = ROOT, timeout: float = 60
+) -> subprocess.CompletedProcess:
+    """``callbridge ARGS`` run as an operator runs it: a process, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "worker", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 class WorkerProcess:
     """A real `callbridge run` subprocess, its log in a file the test can read."""
 
@@ -158,19 +174,20 @@ class WorkerProcess:
 
 
 @pytest.fixture
-def worker_env(tmp_path: pathlib.Path) -> Callable[..., dict[str, str]]:
-    """The environment of a worker subprocess: the test's queues, database and sandbox."""
+def worker_env(
+    rabbitmq_url: str, queues: Queues, sandbox_token: str
+) -> Callable[..., dict[str, str]]:
+    """``worker_env(api_url, database_url, **more)``: the environment of a worker subprocess on
+    the test's broker and queues, with the sandbox's token, the given platform and database."""
 
-    def make(
-        *, broker_url: str, database_url: str, api_url: str, token: str, queues: Queues, **more: str
-    ) -> dict[str, str]:
+    def make(api_url: str, database_url: str, **more: str) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if not key.startswith("SENTRY")}
         env.update(queues.env())
         env.update(
-            BROKER_URL=broker_url,
+            BROKER_URL=rabbitmq_url,
             DATABASE_URL=database_url,
             IS74_API_URL=api_url,
-            IS74_API_TOKEN=token,
+            IS74_API_TOKEN=sandbox_token,
             LOG_FORMAT="json",
             LOG_LEVEL="INFO",
             HTTP_TIMEOUT_SECONDS="5",
@@ -234,6 +251,22 @@ class QueueReader:
 
 
 @pytest.fixture
+def full_reply_queue(rabbitmq_url: str, queues: Queues) -> Iterator[str]:
+    """A reply queue that refuses every message: an event for it stays in the outbox."""
+    name = f"{queues.results}.full"
+    with Connection(rabbitmq_url) as connection:
+        connection.default_channel.queue_declare(
+            name,
+            durable=True,
+            auto_delete=False,
+            arguments={"x-max-length": 0, "x-overflow": "reject-publish"},
+        )
+    yield name
+    with Connection(rabbitmq_url) as connection:
+        connection.default_channel.queue_delete(name)
+
+
+@pytest.fixture
 def results_reader(rabbitmq_url: str, queues: Queues) -> QueueReader:
     return QueueReader(rabbitmq_url, queues.results)
 
@@ -247,3 +280,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def scrape_metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample a metrics server on this host shows: ``(name, sorted labels)`` -> value."""
+    response = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=(2, 5))
+    response.raise_for_status()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
