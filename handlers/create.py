@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from handlers.context import StepContext
@@ -28,7 +28,7 @@ from worker.platform import (
     RetryLater,
     Unknown,
 )
-from worker.store import RequestRow, SettleConflict, Store, utcnow
+from worker.store import RequestRow, SettleConflict, utcnow
 
 log = logging.getLogger("callbridge.create")
 
@@ -41,7 +41,7 @@ def create_next(ctx: StepContext) -> bool:
     claimed = ctx.store.claim_create(ctx.owner, now)
     if claimed is None:
         return False
-    row, body = claimed
+    row, body, phones_rejected = claimed
     with ctx.in_flight_lock:
         ctx.in_flight.add(row.request_id)
     try:
@@ -50,7 +50,7 @@ def create_next(ctx: StepContext) -> bool:
         ):
             state_change(log, "sending", request_id=row.request_id, attempt=row.attempts)
             outcome = _post(ctx, body)
-            settle_creation(ctx, row, outcome)
+            settle_creation(ctx, row, outcome, phones_rejected=phones_rejected)
     finally:
         with ctx.in_flight_lock:
             ctx.in_flight.discard(row.request_id)
@@ -65,12 +65,18 @@ def _post(ctx: StepContext, body: bytes) -> CreateOutcome:
         return Unknown(status=None, message=f"internal error while sending: {type(exc).__name__}")
 
 
-def settle_creation(ctx: StepContext, row: RequestRow, outcome: CreateOutcome) -> None:
+def settle_creation(
+    ctx: StepContext,
+    row: RequestRow,
+    outcome: CreateOutcome,
+    *,
+    phones_rejected: Sequence[Mapping[str, Any]],
+) -> None:
     """Store what the platform's answer means for the request, with its result event."""
     now = utcnow()
     match outcome:
         case Created(campaign_id=campaign_id):
-            _created(ctx, row, campaign_id, now)
+            _created(ctx, row, campaign_id, now, phones_rejected)
         case AuthFailed(status=status, message=message):
             _auth_refused(ctx, row, status, message)
         case RetryLater(status=status, message=message, retry_after=retry_after):
@@ -97,7 +103,11 @@ def settle_creation(ctx: StepContext, row: RequestRow, outcome: CreateOutcome) -
 
 
 def created_outcome(
-    store: Store, row: RequestRow, campaign_id: int, now: dt.datetime
+    row: RequestRow,
+    campaign_id: int,
+    now: dt.datetime,
+    *,
+    phones_rejected: Sequence[Mapping[str, Any]],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The row's changes and the ``campaign.created`` event of a campaign the platform made.
 
@@ -106,13 +116,12 @@ def created_outcome(
     """
     assert row.window_end is not None and row.report_delay_minutes is not None
     due = report_due_at(window_end=row.window_end, delay_minutes=row.report_delay_minutes)
-    details = store.request_details(row.request_id)
     event = campaign_created(
         request_id=row.request_id,
         campaign_id=campaign_id,
         project_id=row.project_id,
-        phones_accepted=len(details["contacts"]),
-        phones_rejected=details["phones_rejected"],
+        phones_accepted=row.phones_accepted,
+        phones_rejected=phones_rejected,
         report_due_at=due,
         occurred_at=now,
     )
@@ -127,8 +136,14 @@ def created_outcome(
     return changes, event
 
 
-def _created(ctx: StepContext, row: RequestRow, campaign_id: int, now: dt.datetime) -> None:
-    changes, event = created_outcome(ctx.store, row, campaign_id, now)
+def _created(
+    ctx: StepContext,
+    row: RequestRow,
+    campaign_id: int,
+    now: dt.datetime,
+    phones_rejected: Sequence[Mapping[str, Any]],
+) -> None:
+    changes, event = created_outcome(row, campaign_id, now, phones_rejected=phones_rejected)
     due = changes["report_due_at"]
     if _settle(ctx, row, changes, event, campaign_id=campaign_id):
         metrics.count_request("created")

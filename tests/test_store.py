@@ -41,7 +41,7 @@ def new_request(request_id: str) -> NewRequest:
         reply_to=None,
         create_body=b'{"campaign": {}}',
         contacts=[("+79123456789", "lead-1")],
-        phones_rejected=[],
+        phones_rejected=[{"phone": "12", "reason": "x"}],
         report_columns=None,
         window_start=start,
         window_end=start + dt.timedelta(hours=1),
@@ -65,9 +65,10 @@ def test_a_duplicate_request_id_changes_nothing(store: Store) -> None:
 def test_a_claim_commits_sending_and_returns_the_body(store: Store) -> None:
     with store.transaction() as conn:
         store.add_request(conn, new_request("r-1"))
-    row, body = store.claim_create(owner=7, now=utcnow())
+    row, body, phones_rejected = store.claim_create(owner=7, now=utcnow())
     assert (row.request_id, row.state, row.owner, row.attempts) == ("r-1", "sending", 7, 1)
     assert body == b'{"campaign": {}}'
+    assert (row.phones_accepted, phones_rejected) == (1, [{"phone": "12", "reason": "x"}])
     assert store.get_request("r-1").state == "sending"
     assert store.claim_create(owner=8, now=utcnow()) is None
 
@@ -135,3 +136,14 @@ def test_a_newer_schema_is_refused(store: Store) -> None:
         conn.execute(sa.update(schema_meta).values(value=str(SCHEMA_VERSION + 1)))
     with pytest.raises(RuntimeError, match="newer"):
         store.create_schema()
+
+
+def test_a_version_1_store_is_migrated_with_its_phone_counts(store: Store) -> None:
+    with store.transaction() as conn:
+        store.add_request(conn, new_request("r-old"))
+        conn.execute(sa.text("ALTER TABLE callbridge_requests DROP COLUMN phones_accepted"))
+        conn.execute(sa.update(schema_meta).values(value="1"))
+    store.create_schema()
+    assert store.get_request("r-old").phones_accepted == 1
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(schema_meta.c.value)).scalar() == str(SCHEMA_VERSION)

@@ -81,7 +81,12 @@ def resolve_created(settings: Settings, store: Store, request_id: str, campaign_
     owner = store.find_by_campaign(campaign_id)
     if owner is not None:
         raise Refused(f"campaign {campaign_id} belongs to request {owner.request_id} already")
-    changes, event = created_outcome(store, row, campaign_id, utcnow())
+    changes, event = created_outcome(
+        row,
+        campaign_id,
+        utcnow(),
+        phones_rejected=store.request_details(row.request_id)["phones_rejected"],
+    )
     with store.transaction() as conn:
         _settle(store, conn, row, changes)
         store.add_event(

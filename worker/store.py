@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # An execution option marking a connection that only reads (see ``Store.reading``).
 _READ_ONLY = "callbridge_read_only"
 
@@ -72,6 +72,7 @@ requests_table = sa.Table(
     # JSON [[e164, external_id], ...]: what report rows are mapped back to.
     sa.Column("contacts", sa.Text),
     sa.Column("phones_rejected", sa.Text),
+    sa.Column("phones_accepted", sa.Integer),
     sa.Column("report_columns", sa.Text),
     sa.Column("window_start", sa.DateTime),
     sa.Column("window_end", sa.DateTime),
@@ -201,6 +202,7 @@ class RequestRow:
     received_at: dt.datetime
     updated_at: dt.datetime
     owner: int | None
+    phones_accepted: int | None
 
 
 _ROW_COLUMNS = [requests_table.c[field.name] for field in dataclasses.fields(RequestRow)]
@@ -248,7 +250,7 @@ _CLAIM_CREATE = _claim_statement(
         "attempts": requests_table.c.attempts + 1,
         "first_attempt_at": sa.func.coalesce(requests_table.c.first_attempt_at, _NOW),
     },
-    [*_ROW_COLUMNS, requests_table.c.create_body],
+    [*_ROW_COLUMNS, requests_table.c.create_body, requests_table.c.phones_rejected],
 )
 _CLAIM_REPORT = _claim_statement(
     sa.and_(requests_table.c.state == "created", requests_table.c.next_attempt_at <= _NOW),
@@ -317,6 +319,8 @@ class Store:
                     f"the database has schema version {found}, newer than this callbridge "
                     f"({SCHEMA_VERSION}): upgrade callbridge"
                 )
+            elif int(found) < SCHEMA_VERSION:
+                _migrate(conn, int(found))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -405,6 +409,7 @@ class Store:
         values = {field.name: getattr(new, field.name) for field in dataclasses.fields(new)}
         values.update(
             state="received",
+            phones_accepted=len(new.contacts),
             contacts=json.dumps(new.contacts, ensure_ascii=False, separators=(",", ":")),
             phones_rejected=json.dumps(new.phones_rejected, ensure_ascii=False),
             report_columns=None
@@ -463,13 +468,16 @@ class Store:
                 statement, {"owner": owner, "now": _naive(now), "updated_at": _naive(utcnow())}
             ).first()
 
-    def claim_create(self, owner: int, now: dt.datetime) -> tuple[RequestRow, bytes] | None:
-        """Mark one due request ``sending`` (committed before the POST) and return its body."""
+    def claim_create(
+        self, owner: int, now: dt.datetime
+    ) -> tuple[RequestRow, bytes, list[dict]] | None:
+        """Mark one due request ``sending`` (committed before the POST); return it with its
+        body and its rejected phones, all that ``campaign.created`` needs beyond the answer."""
         row = self._claim(_CLAIM_CREATE, owner, now)
         if row is None:
             return None
-        *fields, body = row
-        return _row(fields), body
+        *fields, body, phones_rejected = row
+        return _row(fields), body, json.loads(phones_rejected or "[]")
 
     def claim_report(
         self, owner: int, now: dt.datetime
@@ -703,6 +711,29 @@ def _row(fields: Iterable[Any]) -> RequestRow:
     for name in _TIME_FIELDS:
         values[name] = _aware(values[name])
     return RequestRow(**values)
+
+
+def _migrate(conn: Connection, version: int) -> None:
+    """Bring a store made by an older callbridge to ``SCHEMA_VERSION``, one step at a time."""
+    if version < 2:
+        # 2: the count of accepted phones is kept, so creating a campaign needs no second read.
+        conn.execute(sa.text("ALTER TABLE callbridge_requests ADD COLUMN phones_accepted INTEGER"))
+        rows = conn.execute(
+            sa.select(requests_table.c.request_id, requests_table.c.contacts).where(
+                requests_table.c.contacts.is_not(None)
+            )
+        ).all()
+        for request_id, contacts in rows:
+            conn.execute(
+                requests_table.update()
+                .where(requests_table.c.request_id == request_id)
+                .values(phones_accepted=len(json.loads(contacts)))
+            )
+    conn.execute(
+        schema_meta.update()
+        .where(schema_meta.c.key == "schema_version")
+        .values(value=str(SCHEMA_VERSION))
+    )
 
 
 def open_store(database_url: str, *, pool_size: int = 5) -> Store:
