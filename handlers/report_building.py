@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 from schemas.events import CAMPAIGN_REPORT, campaign_report, encode_event, event_id
 from schemas.phones import normalise_phone
@@ -85,6 +85,15 @@ def analytics_window(
     return _utc(window_start), max(_utc(fetched_at), due)
 
 
+class ReportPart(NamedTuple):
+    """One encoded ``campaign.report`` event, and how many ``missing`` entries it carries
+    (so that the caller can count them without decoding what it stores)."""
+
+    event_id: str
+    body: bytes
+    missing: int
+
+
 def report_events(
     *,
     request_id: str,
@@ -94,8 +103,8 @@ def report_events(
     phone_fields: Sequence[str],
     max_bytes: int,
     occurred_at: datetime,
-) -> Iterator[tuple[str, bytes]]:
-    """The report's ``campaign.report`` events as (event_id, body), part 1 to ``parts`` in order.
+) -> Iterator[ReportPart]:
+    """The report's ``campaign.report`` events, part 1 to ``parts`` in order.
 
     Raises ``ReportTooLarge``, before yielding anything, when some row cannot fit in an event.
     """
@@ -136,7 +145,7 @@ def report_events(
         body = frame(part, len(parts)).filled(
             {name: islice(encoded_items[name], counts[name]) for name in _LISTS}
         )
-        yield event_id(request_id, CAMPAIGN_REPORT, part=part), body
+        yield ReportPart(event_id(request_id, CAMPAIGN_REPORT, part=part), body, counts["missing"])
 
 
 class _ContactIndex:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from handlers.report_building import AcceptedPhone, ReportTooLarge, report_events
+from handlers.report_building import AcceptedPhone, ReportPart, ReportTooLarge, report_events
 from schemas.platform import AnalyticsReport
 
 OCCURRED_AT = datetime(2030, 12, 2, 12, 15, 0, 250000, tzinfo=UTC)
@@ -36,7 +36,7 @@ def events(
     phone_fields: Sequence[str] = PHONE_FIELDS,
     max_bytes: int = 4 * 1024 * 1024,
     request_id: str = "crm-event-000123",
-) -> list[tuple[str, bytes]]:
+) -> list[ReportPart]:
     return list(
         report_events(
             request_id=request_id,
@@ -50,16 +50,19 @@ def events(
     )
 
 
-def decoded(parts: list[tuple[str, bytes]]) -> list[dict]:
-    return [json.loads(body) for _, body in parts]
+def decoded(parts: list[ReportPart]) -> list[dict]:
+    return [json.loads(body) for _, body, _ in parts]
 
 
-def all_rows(parts: list[tuple[str, bytes]]) -> list:
+def all_rows(parts: list[ReportPart]) -> list:
     return [row for part in decoded(parts) for row in part["rows"]]
 
 
-def all_missing(parts: list[tuple[str, bytes]]) -> list:
-    return [entry for part in decoded(parts) for entry in part["missing"]]
+def all_missing(parts: list[ReportPart]) -> list:
+    """The missing entries of every part; each part's own count must say as many."""
+    bodies = decoded(parts)
+    assert [part.missing for part in parts] == [len(body["missing"]) for body in bodies]
+    return [entry for body in bodies for entry in body["missing"]]
 
 
 # --- mapping ---------------------------------------------------------------------------------
@@ -199,7 +202,7 @@ def test_no_phone_is_missing_when_every_contact_has_a_row() -> None:
 def test_a_small_report_is_one_event_part_1_of_1_with_the_whole_envelope() -> None:
     parts = events([{"phone_number": "89123456789", "goal": "Да"}])
 
-    [(event_id, body)] = parts
+    [(event_id, body, _)] = parts
     event = json.loads(body)
     assert event_id == "crm-event-000123:campaign.report:1"
     assert body == json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
@@ -244,19 +247,19 @@ def test_missing_entries_alone_are_split_over_parts_too() -> None:
     parts = events([], contacts, max_bytes=4096)
 
     assert len(parts) > 1
-    assert all(len(body) <= 4096 for _, body in parts)
+    assert all(len(body) <= 4096 for _, body, _ in parts)
     assert all_missing(parts) == [{"phone": p, "external_id": e} for p, e in contacts]
 
 
 def test_parts_are_filled_to_the_byte_and_no_further() -> None:
     row = {"phone_number": "89123456789", "dialog": "Алло? " * 500}
-    [(_, one_row)] = events([row], ())
-    [(_, two_rows)] = events([row, row], ())
+    [(_, one_row, _)] = events([row], ())
+    [(_, two_rows, _)] = events([row, row], ())
 
-    assert [len(body) for _, body in events([row, row], (), max_bytes=len(two_rows))] == [
+    assert [len(body) for _, body, _ in events([row, row], (), max_bytes=len(two_rows))] == [
         len(two_rows)
     ]
-    assert [len(body) for _, body in events([row, row], (), max_bytes=len(two_rows) - 1)] == [
+    assert [len(body) for _, body, _ in events([row, row], (), max_bytes=len(two_rows) - 1)] == [
         len(one_row),
         len(one_row),
     ]
@@ -336,8 +339,8 @@ def test_100000_rows_split_into_parts_that_add_up_and_each_fit() -> None:
 
     assert cpu_seconds < 3.0
     assert len(parts) > 10
-    assert all(len(body) <= max_bytes for _, body in parts)
-    assert [event_id for event_id, _ in parts] == [
+    assert all(len(body) <= max_bytes for _, body, _ in parts)
+    assert [part.event_id for part in parts] == [
         f"big-report:campaign.report:{part}" for part in range(1, len(parts) + 1)
     ]
     events_ = decoded(parts)
@@ -364,7 +367,7 @@ def test_each_part_but_the_last_is_full() -> None:
     parts = events(rows, contacts, max_bytes=max_bytes)
 
     encoded_events = decoded(parts)
-    for (_, body), following in zip(parts, encoded_events[1:], strict=False):
+    for (_, body, _), following in zip(parts, encoded_events[1:], strict=False):
         first_item = (following["rows"] or following["missing"])[0]
         first_size = len(json.dumps(first_item, ensure_ascii=False, separators=(",", ":")).encode())
         assert len(body) + 1 + first_size > max_bytes
@@ -384,7 +387,7 @@ def test_parts_are_built_one_at_a_time() -> None:
 
     tracemalloc.start()
     try:
-        sizes = [len(body) for _, body in parts]
+        sizes = [len(body) for _, body, _ in parts]
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
