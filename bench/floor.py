@@ -21,7 +21,7 @@ import requests
 from kombu import Connection, Consumer, Producer, Queue
 from kombu.transport.base import Message
 
-from worker.broker import CONFIRM_TIMEOUT_SECONDS
+from adapters.broker import CONFIRM_TIMEOUT_SECONDS
 
 _NOT_DIGITS = re.compile(r"[^0-9]")
 

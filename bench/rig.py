@@ -24,8 +24,8 @@ import psycopg
 import requests
 from kombu import Connection
 
+from adapters.topology import contract_queue
 from tests.plugins.services import ROOT, Queues, WorkerProcess
-from worker.topology import contract_queue
 
 RABBITMQ_URL = os.environ.get("BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 POSTGRES_ADMIN_URL = os.environ.get(

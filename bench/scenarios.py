@@ -17,10 +17,11 @@ import uuid
 
 from kombu import Connection, Consumer, Producer, Queue
 
+from adapters.store import open_store
+from adapters.store.tables import requests_table
 from bench.proc import cpu_seconds, peak_rss_mb, reset_peak_rss
 from bench.rig import BenchError, Rig, Scenario, steady_rate
 from tests.builders import call_request, publish, publish_many
-from worker.store import open_store, requests_table
 
 PHONES_PER_REQUEST = 10
 # While the sandbox holds its answer to the big campaign this long, the worker is idle, so its

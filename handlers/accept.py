@@ -20,14 +20,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from marshmallow import ValidationError
 
+from adapters import metrics
+from adapters.broker import Delivery
+from adapters.config import Settings
+from adapters.logs import state_change
+from adapters.store import Event, NewRequest, Store, utcnow
 from handlers.results import result
 from schemas.events import campaign_rejected
-from schemas.platform import create_campaign_body
+from schemas.json_codec import compact
 from schemas.request import CallRequest, load_call_request, read_request_id
-from worker import metrics
-from worker.config import Settings
-from worker.logs import state_change
-from worker.store import Event, NewRequest, Store, utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -35,22 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("callbridge.accept")
 
 JSON_CONTENT_TYPES = ("application/json", "text/json")
-# Compact UTF-8 JSON, as the platform is sent it; one encoder, not one per json.dumps call.
-_BODY_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
-@dataclasses.dataclass(frozen=True)
-class Delivery:
-    """What intake needs of a broker message, free of any transport."""
-
-    body: bytes
-    content_type: str | None = None
-    content_encoding: str | None = None
-    correlation_id: str | None = None
-    reply_to: str | None = None
-    message_id: str | None = None
-    headers: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    routing_key: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,7 +117,7 @@ def _judge(delivery: Delivery, settings: Settings, now: dt.datetime) -> NewReque
     except Malformed as exc:
         return _Rejection(None, {"_schema": [str(exc)]}, str(exc))
     try:
-        request = load_call_request(data, settings=settings, now=now)
+        request = load_call_request(data, rules=settings.request_rules, now=now)
     except ValidationError as exc:
         errors = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
         reason = "the request breaks the contract: " + ", ".join(_paths(errors))
@@ -162,7 +147,7 @@ def _new_request(delivery: Delivery, request: CallRequest) -> NewRequest:
         start_block_id=request.start_block_id,
         correlation_id=delivery.correlation_id,
         reply_to=delivery.reply_to,
-        create_body=_BODY_ENCODER.encode(create_campaign_body(request)).encode(),
+        create_body=compact(request.platform_body()),
         contacts=[(contact.phone, contact.external_id) for contact in request.phones],
         phones_rejected=list(request.phones_rejected),
         report_columns=None if request.report_columns is None else list(request.report_columns),

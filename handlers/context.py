@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import datetime as dt
+import functools
 import threading
+from collections.abc import Iterator
 
-from worker.auth_gate import AuthGate
-from worker.config import Settings
-from worker.platform import PlatformClient
-from worker.store import Store
+from adapters.config import Settings
+from adapters.platform_client import PlatformClient
+from adapters.store import Store
+from handlers.retry_policy import AuthGate, CreationPolicy, RetryBudget
 
 
 @dataclasses.dataclass
@@ -24,3 +28,23 @@ class StepContext:
     # left behind by a step that crashed, and is settled like a dead worker's.
     in_flight: set[str] = dataclasses.field(default_factory=set)
     in_flight_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    @functools.cached_property
+    def creation_policy(self) -> CreationPolicy:
+        budget = RetryBudget(dt.timedelta(minutes=self.settings.retry_max_minutes))
+        return CreationPolicy(budget=budget, gate=self.gate)
+
+    @contextlib.contextmanager
+    def working_on(self, request_id: str) -> Iterator[None]:
+        """Mark a claimed request as this process's own work for as long as the block runs."""
+        with self.in_flight_lock:
+            self.in_flight.add(request_id)
+        try:
+            yield
+        finally:
+            with self.in_flight_lock:
+                self.in_flight.discard(request_id)
+
+    def is_working_on(self, request_id: str) -> bool:
+        with self.in_flight_lock:
+            return request_id in self.in_flight

@@ -13,22 +13,15 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from adapters import error_reporting, metrics
+from adapters.logs import state_change
+from adapters.platform_client import CreateOutcome, Unknown
+from adapters.store import RequestRow, SettleConflict, utcnow
 from handlers.context import StepContext
-from handlers.report_building import report_due_at
 from handlers.results import result
+from handlers.retry_policy import Accept, Fail, Pause, RetryAt
 from schemas.events import campaign_created, campaign_failed
-from worker import error_reporting, metrics
-from worker.backoff import retry_delay
-from worker.logs import state_change
-from worker.platform import (
-    AuthFailed,
-    Created,
-    CreateOutcome,
-    NotCreated,
-    RetryLater,
-    Unknown,
-)
-from worker.store import RequestRow, SettleConflict, utcnow
+from schemas.request import report_due_at
 
 log = logging.getLogger("callbridge.create")
 
@@ -37,23 +30,17 @@ def create_next(ctx: StepContext) -> bool:
     """Claim one due request and settle its creation; False when nothing was due."""
     if not ctx.gate.allows():
         return False
-    now = utcnow()
-    claimed = ctx.store.claim_create(ctx.owner, now)
+    claimed = ctx.store.claim_create(ctx.owner, utcnow())
     if claimed is None:
         return False
     row, body, phones_rejected = claimed
-    with ctx.in_flight_lock:
-        ctx.in_flight.add(row.request_id)
-    try:
-        with error_reporting.job_scope(
-            "create", request_id=row.request_id, project_id=row.project_id
-        ):
-            state_change(log, "sending", request_id=row.request_id, attempt=row.attempts)
-            outcome = _post(ctx, body)
-            settle_creation(ctx, row, outcome, phones_rejected=phones_rejected)
-    finally:
-        with ctx.in_flight_lock:
-            ctx.in_flight.discard(row.request_id)
+    with (
+        ctx.working_on(row.request_id),
+        error_reporting.job_scope("create", request_id=row.request_id, project_id=row.project_id),
+    ):
+        state_change(log, "sending", request_id=row.request_id, attempt=row.attempts)
+        outcome = _post(ctx, body)
+        settle_creation(ctx, row, outcome, phones_rejected=phones_rejected)
     return True
 
 
@@ -74,31 +61,19 @@ def settle_creation(
 ) -> None:
     """Store what the platform's answer means for the request, with its result event."""
     now = utcnow()
-    match outcome:
-        case Created(campaign_id=campaign_id):
+    decision = ctx.creation_policy.decide(
+        outcome, attempt=row.attempts, first_attempt_at=row.first_attempt_at or now, now=now
+    )
+    match decision:
+        case Accept(campaign_id=campaign_id):
             _created(ctx, row, campaign_id, now, phones_rejected)
-        case AuthFailed(status=status, message=message):
-            _auth_refused(ctx, row, status, message)
-        case RetryLater(status=status, message=message, retry_after=retry_after):
-            delay = retry_delay(row.attempts, retry_after=retry_after)
-            deadline = (row.first_attempt_at or now) + dt.timedelta(
-                minutes=ctx.settings.retry_max_minutes
-            )
-            if now + dt.timedelta(seconds=delay) > deadline:
-                gave_up = (
-                    f"the platform stayed unavailable for {ctx.settings.retry_max_minutes:g} "
-                    f"minutes ({row.attempts} attempts): {message}"
-                )
-                _failed(ctx, row, status, gave_up, "not_created", now)
-            else:
-                _retry(ctx, row, status, message, now + dt.timedelta(seconds=delay))
-        case NotCreated(status=status, message=message):
-            _failed(ctx, row, status, message, "not_created", now)
-        case Unknown(status=status, message=message):
-            _failed(ctx, row, status, message, "unknown", now)
-    # Only an answer the platform gave past its authentication proves the token works again:
-    # a dropped connection or a proxy's 503 says nothing about it.
-    if isinstance(outcome, Created | NotCreated) and ctx.gate.accepted():
+        case Pause():
+            _auth_refused(ctx, row, decision)
+        case RetryAt(when=when, status=status, message=message):
+            _retry(ctx, row, status, message, when)
+        case Fail(outcome=failed, status=status, message=message):
+            _failed(ctx, row, status, message, failed, now)
+    if isinstance(decision, Accept | Fail) and decision.resumed:
         state_change(log, "resumed", request_id=row.request_id)
 
 
@@ -203,20 +178,20 @@ def _retry(
         )
 
 
-def _auth_refused(ctx: StepContext, row: RequestRow, status: int, message: str) -> None:
-    """Put the request back untouched (the attempt does not count) and pause creation."""
+def _auth_refused(ctx: StepContext, row: RequestRow, pause: Pause) -> None:
+    """Put the request back untouched (the attempt does not count); report a new pause once."""
     changes = {"state": "received", "attempts": row.attempts - 1, "owner": None}
     _settle(ctx, row, changes, None)
-    if ctx.gate.refused():
+    if pause.starts_pause:
         state_change(
             log,
             "paused",
             request_id=row.request_id,
             level=logging.ERROR,
-            status=status,
-            retry_in_seconds=round(ctx.gate.seconds_left(), 1),
+            status=pause.status,
+            retry_in_seconds=round(pause.seconds, 1),
         )
-        error_reporting.capture_auth_pause(status=status, message=message)
+        error_reporting.capture_auth_pause(status=pause.status, message=pause.message)
 
 
 def _settle(

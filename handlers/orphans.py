@@ -11,13 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from adapters import error_reporting, metrics
+from adapters.liveness import Liveness
+from adapters.logs import state_change
+from adapters.store import RequestRow, utcnow
 from handlers.context import StepContext
 from handlers.results import result
 from schemas.events import campaign_failed
-from worker import error_reporting, metrics
-from worker.liveness import Liveness
-from worker.logs import state_change
-from worker.store import RequestRow, utcnow
 
 log = logging.getLogger("callbridge.recover")
 

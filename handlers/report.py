@@ -5,7 +5,7 @@ with backoff until ``REPORT_RETRY_HOURS`` after the report was due, then the CRM
 ``campaign.report_failed``. All parts of a report are stored in one transaction with the state
 ``reported``, so the CRM gets the whole report or, after a crash, the whole report later.
 
-``callbridge report`` (``worker.report_command``) reuses ``fetch`` and ``store_report``: it
+``callbridge report`` (``worker.commands.report``) reuses ``fetch`` and ``store_report``: it
 fetches once, and stores only a report it got, leaving failures to the worker's schedule.
 """
 
@@ -16,21 +16,21 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 
+from adapters import error_reporting
+from adapters.logs import state_change
+from adapters.platform_client import AuthFailed, ReportFailed, ReportFetched, ReportOutcome
+from adapters.store import RequestRow, SettleConflict, utcnow
 from handlers.context import StepContext
 from handlers.report_building import (
     ReportTooLarge,
     analytics_window,
-    report_due_at,
     report_events,
 )
 from handlers.results import encoded_result, result
+from handlers.retry_policy import RetryBudget
 from schemas.events import CAMPAIGN_REPORT, campaign_report_failed
 from schemas.platform import AnalyticsReport, analytics_request_body, load_analytics_response
-from worker import error_reporting
-from worker.backoff import retry_delay
-from worker.logs import state_change
-from worker.platform import AuthFailed, ReportFailed, ReportFetched, ReportOutcome
-from worker.store import RequestRow, SettleConflict, utcnow
+from schemas.request import report_due_at
 
 log = logging.getLogger("callbridge.report")
 
@@ -94,14 +94,15 @@ def report_next(ctx: StepContext) -> bool:
     if claimed is None:
         return False
     job = ReportJob.of(*claimed)
-    with ctx.in_flight_lock:
-        ctx.in_flight.add(job.request_id)
     try:
-        with error_reporting.job_scope(
-            "report",
-            request_id=job.request_id,
-            campaign_id=job.campaign_id,
-            project_id=job.project_id,
+        with (
+            ctx.working_on(job.request_id),
+            error_reporting.job_scope(
+                "report",
+                request_id=job.request_id,
+                campaign_id=job.campaign_id,
+                project_id=job.project_id,
+            ),
         ):
             run_report(ctx, job)
     except SettleConflict:
@@ -114,9 +115,6 @@ def report_next(ctx: StepContext) -> bool:
             campaign_id=job.campaign_id,
             level=logging.ERROR,
         )
-    finally:
-        with ctx.in_flight_lock:
-            ctx.in_flight.discard(job.request_id)
     return True
 
 
@@ -247,11 +245,14 @@ def _queue_report(ctx, job: ReportJob, report, from_states, owner) -> StoredRepo
 
 def _not_fetched(ctx, job, status, message, retry_after, *, counts=True) -> str:
     """Try again later, or give up once the retry budget after the due time is spent."""
-    now = utcnow()
-    delay = retry_delay(job.attempts, retry_after=retry_after, max_delay=MAX_RETRY_DELAY_SECONDS)
-    when = now + dt.timedelta(seconds=delay)
-    deadline = job.due_at + dt.timedelta(hours=ctx.settings.report_retry_hours)
-    if counts and when > deadline:
+    budget = RetryBudget(
+        dt.timedelta(hours=ctx.settings.report_retry_hours), max_delay=MAX_RETRY_DELAY_SECONDS
+    )
+    # A refused token spends none of the budget: the pause alone decides when to try again.
+    when = budget.next_try(
+        job.attempts, since=job.due_at, now=utcnow(), retry_after=retry_after, bounded=counts
+    )
+    if when is None:
         return _report_failed(ctx, job, status, message)
     with ctx.store.transaction() as conn:
         _settle(ctx, conn, job, {"state": "created", "owner": None, "next_attempt_at": when})

@@ -30,20 +30,19 @@ import json
 import re
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, NamedTuple
 
 from schemas.events import CAMPAIGN_REPORT, campaign_report, encode_event, event_id
+from schemas.json_codec import compact
 from schemas.phones import normalise_phone
 from schemas.platform import AnalyticsReport
+from schemas.request import report_due_at
 
 # An accepted phone of the request as (E.164, external_id).
 AcceptedPhone = tuple[str, str | None]
 
-# The dialect of schemas.events.encode_event (compact, UTF-8 as is), built once: rows are
-# encoded one at a time, and json.dumps with options builds a new encoder on every call.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _LISTS = ("rows", "missing")
 # Stand-ins for the two lists while the rest of an event is encoded; random, so that nothing
 # the CRM or the platform writes can look like them.
@@ -59,11 +58,6 @@ class ReportTooLarge(Exception):
     caller can answer with ``campaign.report_failed``. Cutting the row down instead would hand
     the CRM a dialog that is not the one the platform recorded.
     """
-
-
-def report_due_at(*, window_end: datetime, delay_minutes: int) -> datetime:
-    """When to fetch the report: the calling window's end plus the delay, in UTC."""
-    return _utc(window_end) + timedelta(minutes=delay_minutes)
 
 
 def analytics_window(
@@ -131,15 +125,15 @@ def report_events(
     widest = max(1, len(report.rows) + len(contacts))
     plan = _PartPlan(room=max_bytes - frame(widest, widest).empty_bytes)
     for row in report.rows:
-        plan.add("rows", len(_encoded(index.tie(row))))
+        plan.add("rows", len(compact(index.tie(row))))
     missing = index.missing()
     for entry in missing:
-        plan.add("missing", len(_encoded(entry)))
+        plan.add("missing", len(compact(entry)))
 
     parts = plan.parts()
     encoded_items = {
-        "rows": (_encoded(index.tie(row)) for row in report.rows),
-        "missing": (_encoded(entry) for entry in missing),
+        "rows": (compact(index.tie(row)) for row in report.rows),
+        "missing": (compact(entry) for entry in missing),
     }
     for part, counts in enumerate(parts, start=1):
         body = frame(part, len(parts)).filled(
@@ -260,10 +254,6 @@ class _Frame:
             body += b"]"
             body += piece
         return bytes(body)
-
-
-def _encoded(item: Any) -> bytes:
-    return _ENCODER.encode(item).encode()
 
 
 def _utc(moment: datetime) -> datetime:

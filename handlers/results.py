@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from adapters.config import Settings
+from adapters.store import Event
 from schemas.events import encode_event
-from worker.config import Settings
-from worker.store import Event
 
 JSON_PROPERTIES = {"content_type": "application/json", "content_encoding": "utf-8"}
 

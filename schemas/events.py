@@ -8,13 +8,13 @@ through untouched (``fields.Raw``): a report may hold 100,000 of them.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 from marshmallow import Schema, fields, validate
 
+from schemas.json_codec import compact
 from schemas.platform import UtcTimestamp
 
 CAMPAIGN_CREATED = "campaign.created"
@@ -240,7 +240,7 @@ def campaign_report_failed(
 
 def encode_event(event: Mapping) -> bytes:
     """The message body: compact UTF-8 JSON, Cyrillic left readable."""
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return compact(event)
 
 
 def _envelope(

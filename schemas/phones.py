@@ -43,13 +43,6 @@ def normalise_phone(raw: str | int, region: str = "RU") -> str | None:
     return _parsed(text, region)
 
 
-def mask_phone(e164: str) -> str:
-    """A phone as logs may show it: enough to tell numbers apart, not enough to dial."""
-    if len(e164) < 10:
-        return "***"
-    return f"{e164[:5]}***{e164[-4:]}"
-
-
 def _ru_national_number(text: str) -> str | None:
     """The ten digits of the common RU shapes, when they start 3, 4 or 9; else None.
 

@@ -1,10 +1,11 @@
 """The platform's payloads: the bodies callbridge sends and the answers it reads back.
 
-The schemas here describe the is74 API as its document defines it (read with the errata in
-``/work/shared/is74-api/NOTES.md``), so a built body can be checked against them and the
-sandbox can hold clients to them. The builders themselves make plain dicts in one pass: a
-campaign may carry 50,000 phones and a schema dump of that many entries costs more than the
-whole request validation. Answers are read tolerantly: the document promises little about them.
+The schemas here describe the is74 API as its document defines it (read with its errata: a
+request example broken in two, a parameter table naming ``date_start`` and ``date_end``
+wrongly), so a built body can be checked against them and the sandbox can hold clients to them.
+The builders themselves make plain dicts in one pass: a campaign may carry 50,000 phones, and a
+schema dump of that many entries costs more than the whole request validation. Answers are read
+tolerantly: the document promises little about them.
 """
 
 from __future__ import annotations
@@ -12,13 +13,10 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-
-if TYPE_CHECKING:
-    from schemas.request import CallRequest
 
 PERIOD_ONCE = {"id": 1, "title": "Однократно"}
 CAMPAIGN_STATE_NEW = "Создано"
@@ -195,30 +193,44 @@ class AnalyticsRequestBodySchema(Schema):
     columns = fields.List(fields.Nested(ColumnSchema))
 
 
-def create_campaign_body(request: CallRequest) -> dict:
-    """The ``POST /api/campaigns`` body for a validated request.
+def create_campaign_body(
+    *,
+    project_id: int,
+    name: str,
+    description: str | None,
+    start_block_id: int,
+    phone_id: int,
+    date: datetime.date,
+    start_time: datetime.time,
+    end_time: datetime.time,
+    attempts: int,
+    interval: int,
+    phones: Iterable[tuple[str, Mapping[str, Any]]],
+) -> dict:
+    """The ``POST /api/campaigns`` body: the campaign, its window, and ``(E.164, add_data)``
+    per phone.
 
-    ``scenario_id`` is not part of it (the platform takes only the start block), and ``state``
-    is, although the field table leaves it out: see NOTES.md.
+    ``state`` is sent although the document's field table leaves it out: other revisions of
+    the document tell clients to always send it.
     """
-    campaign: dict[str, Any] = {"project_id": request.project_id, "name": request.name}
-    if request.description is not None:
-        campaign["description"] = request.description
-    campaign["start_block_id"] = request.start_block_id
-    campaign["phone_id"] = request.phone_id
+    campaign: dict[str, Any] = {"project_id": project_id, "name": name}
+    if description is not None:
+        campaign["description"] = description
+    campaign["start_block_id"] = start_block_id
+    campaign["phone_id"] = phone_id
     campaign["state"] = CAMPAIGN_STATE_NEW
     campaign["schedule"] = {
-        "date": request.date.isoformat(),
-        "start_time": request.start_time.strftime("%H:%M"),
-        "end_time": request.end_time.strftime("%H:%M"),
+        "date": date.isoformat(),
+        "start_time": start_time.strftime("%H:%M"),
+        "end_time": end_time.strftime("%H:%M"),
         "periods": dict(PERIOD_ONCE),
-        "attempts": {"id": request.attempts, "title": str(request.attempts)},
-        "interval": str(request.interval),
+        "attempts": {"id": attempts, "title": str(attempts)},
+        "interval": str(interval),
     }
-    phones = [
-        {"phone": contact.phone, "add_data": dict(contact.add_data)} for contact in request.phones
-    ]
-    return {"campaign": campaign, "phones": phones}
+    return {
+        "campaign": campaign,
+        "phones": [{"phone": phone, "add_data": dict(add_data)} for phone, add_data in phones],
+    }
 
 
 def analytics_request_body(

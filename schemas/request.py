@@ -1,4 +1,4 @@
-"""The call request: the CRM's side of the contract (``messages.md``, "Inbound"), enforced.
+"""The call request: the CRM's side of the contract, enforced.
 
 ``load_call_request`` turns a decoded JSON body into a ``CallRequest`` or raises
 ``ValidationError`` with marshmallow's field-path messages, which become the
@@ -6,9 +6,10 @@
 
 Two parts are not plain marshmallow, for reasons:
 
-* The schema needs settings (phone limit, default time zone and report delay), and
-  marshmallow 4 has no ``Schema.context``: ``CallRequestSchema`` takes them as a constructor
-  argument, and one schema per settings is built once (building it costs more than a load).
+* The schema needs rules the deployment sets (phone limit, default time zone and report
+  delay), and marshmallow 4 has no ``Schema.context``: ``CallRequestSchema`` takes them as a
+  constructor argument (``RequestRules``), and one schema per rules is built once (building it
+  costs more than a load).
   The window's check against the current time runs on the loaded request.
 * ``phones`` may hold 50,000 entries, and ``List(Nested(...))`` spends tens of microseconds on
   each. ``ContactsField`` checks every entry in one tight loop instead, with the same messages
@@ -29,7 +30,7 @@ import functools
 import math
 import re
 from typing import Any, ClassVar, NamedTuple
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
@@ -41,8 +42,9 @@ from schemas.platform import (
     ColumnSchema,
     IsoDate,
     PeriodsSchema,
+    create_campaign_body,
 )
-from worker.config import Settings
+from schemas.zones import is_time_zone
 
 REQUEST_ID_MAX_LENGTH = 128
 EXTERNAL_ID_MAX_LENGTH = 128
@@ -57,6 +59,16 @@ REASON_DUPLICATE = "duplicate of an earlier phone"
 _DIGITS = re.compile(r"[0-9]+")
 _CONTACT_KEYS = frozenset({"phone", "external_id", "add_data"})
 _SCALARS = (str, int, float)  # bool is an int
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestRules:
+    """What the deployment decides about requests: ``MAX_PHONES_PER_REQUEST``,
+    ``CAMPAIGN_TIMEZONE`` and ``REPORT_DELAY_MINUTES``."""
+
+    max_phones: int
+    default_timezone: str
+    default_report_delay_minutes: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -103,27 +115,50 @@ class CallRequest:
     @property
     def report_due_at(self) -> datetime.datetime:
         """When the dialog results are fetched: ``report_delay_minutes`` after the window."""
-        return self.window_end + datetime.timedelta(minutes=self.report_delay_minutes)
+        return report_due_at(window_end=self.window_end, delay_minutes=self.report_delay_minutes)
+
+    def platform_body(self) -> dict:
+        """The ``POST /api/campaigns`` body that creates this request's campaign."""
+        return create_campaign_body(
+            project_id=self.project_id,
+            name=self.name,
+            description=self.description,
+            start_block_id=self.start_block_id,
+            phone_id=self.phone_id,
+            date=self.date,
+            start_time=self.start_time,
+            end_time=self.end_time,
+            attempts=self.attempts,
+            interval=self.interval,
+            phones=((contact.phone, contact.add_data) for contact in self.phones),
+        )
 
     def _utc(self, clock: datetime.time) -> datetime.datetime:
         local = datetime.datetime.combine(self.date, clock, tzinfo=ZoneInfo(self.timezone))
         return local.astimezone(datetime.UTC)
 
 
+def report_due_at(*, window_end: datetime.datetime, delay_minutes: int) -> datetime.datetime:
+    """When to fetch a campaign's report: the calling window's end plus the delay, in UTC."""
+    if window_end.utcoffset() is None:
+        raise ValueError("a naive datetime is ambiguous: give it a time zone")
+    return window_end.astimezone(datetime.UTC) + datetime.timedelta(minutes=delay_minutes)
+
+
 def load_call_request(
-    data: object, *, settings: Settings, now: datetime.datetime | None = None
+    data: object, *, rules: RequestRules, now: datetime.datetime | None = None
 ) -> CallRequest:
     """Validate a decoded JSON body; raise marshmallow.ValidationError with messages in
     marshmallow's field-path shape, e.g. {"campaign": {"schedule": {"attempts": ["..."]}}}."""
     now = datetime.datetime.now(datetime.UTC) if now is None else now
-    request: CallRequest = _schema_for(settings).load(data)  # type: ignore[arg-type,assignment]
+    request: CallRequest = _schema_for(rules).load(data)  # type: ignore[arg-type,assignment]
     _check_timeline(request, now)
     return request
 
 
 @functools.lru_cache(maxsize=8)
-def _schema_for(settings: Settings) -> CallRequestSchema:
-    return CallRequestSchema(settings=settings)
+def _schema_for(rules: RequestRules) -> CallRequestSchema:
+    return CallRequestSchema(rules=rules)
 
 
 def read_request_id(data: object) -> str | None:
@@ -138,10 +173,8 @@ def read_request_id(data: object) -> str | None:
 
 
 def _iana_time_zone(name: str) -> None:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ValidationError("Not a known IANA time zone name.") from None
+    if not is_time_zone(name):
+        raise ValidationError("Not a known IANA time zone name.")
 
 
 class AttemptsField(fields.Field):
@@ -190,7 +223,7 @@ class ContactsField(fields.Field):
     }
 
     def __init__(self, *, max_length: int = 0, **kwargs: Any) -> None:
-        """``max_length`` comes from settings: ``CallRequestSchema`` sets it when binding."""
+        """``max_length`` is the deployment's: ``CallRequestSchema`` sets it when binding."""
         super().__init__(**kwargs)
         self.max_length = max_length
 
@@ -310,7 +343,7 @@ class ReportSchema(Schema):
 
 
 class CallRequestSchema(Schema):
-    """The whole request; see the module docstring for why it takes settings."""
+    """The whole request; see the module docstring for why it takes rules."""
 
     request_id = fields.String(
         required=True, validate=validate.Length(min=1, max=REQUEST_ID_MAX_LENGTH)
@@ -319,18 +352,18 @@ class CallRequestSchema(Schema):
     phones = ContactsField(required=True)
     report = fields.Nested(ReportSchema)
 
-    def __init__(self, *, settings: Settings, **kwargs: Any) -> None:
-        self.settings = settings
+    def __init__(self, *, rules: RequestRules, **kwargs: Any) -> None:
+        self.rules = rules
         super().__init__(**kwargs)
 
     def on_bind_field(self, field_name: str, field_obj: fields.Field) -> None:
         if isinstance(field_obj, ContactsField):
-            field_obj.max_length = self.settings.max_phones_per_request
+            field_obj.max_length = self.rules.max_phones
 
     @post_load
     def _build(self, data: dict[str, Any], **kwargs: Any) -> CallRequest:
         """The request with defaults filled in."""
-        return _call_request(data, self.settings)
+        return _call_request(data, self.rules)
 
 
 def _check_timeline(request: CallRequest, now: datetime.datetime) -> None:
@@ -350,7 +383,7 @@ def _check_timeline(request: CallRequest, now: datetime.datetime) -> None:
         raise ValidationError({"report": {"delay_minutes": ["Too large."]}}) from None
 
 
-def _call_request(data: dict[str, Any], settings: Settings) -> CallRequest:
+def _call_request(data: dict[str, Any], rules: RequestRules) -> CallRequest:
     campaign = data["campaign"]
     schedule = campaign["schedule"]
     report = data.get("report", {})
@@ -368,9 +401,9 @@ def _call_request(data: dict[str, Any], settings: Settings) -> CallRequest:
         end_time=schedule["end_time"],
         attempts=schedule["attempts"],
         interval=schedule["interval"],
-        timezone=schedule.get("timezone", settings.campaign_timezone),
+        timezone=schedule.get("timezone", rules.default_timezone),
         phones=phones.accepted,
         phones_rejected=phones.rejected,
-        report_delay_minutes=report.get("delay_minutes", settings.report_delay_minutes),
+        report_delay_minutes=report.get("delay_minutes", rules.default_report_delay_minutes),
         report_columns=tuple(report["columns"]) if report.get("columns") else None,
     )

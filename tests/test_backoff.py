@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.backoff import compute_backoff, parse_retry_after, retry_delay
+from adapters.platform_client import parse_retry_after
+from handlers.retry_policy import compute_backoff, retry_delay
 
 NOW = datetime(2026, 12, 1, 9, 0, 0, tzinfo=UTC)
 

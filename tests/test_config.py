@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from adapters.config import DOCUMENTED_VARIABLES, ConfigError, load_settings
 from tests.plugins.services import ROOT
-from worker.config import DOCUMENTED_VARIABLES, ConfigError, load_settings
 
 
 def test_the_defaults_are_the_documented_ones() -> None:

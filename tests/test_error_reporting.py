@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from adapters.config import load_settings
+from adapters.error_reporting import init_sentry, scrub_breadcrumb, scrub_event
 from tests.plugins.sentry import SentryServer
-from worker.config import load_settings
-from worker.error_reporting import init_sentry, scrub_breadcrumb, scrub_event
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "s3cr3t-T0ken-4a7b9c"
@@ -35,8 +35,8 @@ REQUEST = {
 
 SCENARIO = """
 import json, logging, os
-from worker import error_reporting
-from worker.config import load_settings
+from adapters import error_reporting
+from adapters.config import load_settings
 
 settings = load_settings()
 started = error_reporting.init_sentry(settings, release="callbridge@test")

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.config import load_settings
-from worker.logs import (
+from adapters.config import load_settings
+from adapters.logs import (
     CALLBRIDGE_LOGGER,
     NOISY_LOGGERS,
     configure_logging,

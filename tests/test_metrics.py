@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import requests
 
+from adapters import metrics
 from tests.plugins.services import free_port, scrape_metrics
-from worker import metrics
 
 FIGURES = {
     "outbox_backlog": 3,

@@ -11,9 +11,10 @@ import time
 import pytest
 import sqlalchemy as sa
 
+from adapters.store import open_store
+from adapters.store.tables import requests_table
 from tests.builders import call_request, publish
 from tests.plugins.services import free_port, scrape_metrics
-from worker.store import open_store, requests_table
 
 pytestmark = [pytest.mark.rabbitmq]
 

@@ -14,17 +14,19 @@ import pytest
 import sqlalchemy as sa
 from kombu import Connection
 
-from handlers.accept import Delivery, accept
+from adapters import broker
+from adapters.broker import Delivery
+from adapters.config import load_settings
+from adapters.store import open_store
+from adapters.store.tables import requests_table
+from adapters.topology import contract_queue
+from handlers.accept import accept
+from handlers.health import Health, Limits, assess
+from handlers.relay import Relay
 from tests.builders import call_request, publish
 from tests.plugins.services import callbridge
-from worker import broker
 from worker.cli import main
-from worker.config import load_settings
-from worker.dead_letters import list_dead_letters, replay
-from worker.health import Health, Limits, assess
-from worker.relay import Relay
-from worker.store import open_store, requests_table
-from worker.topology import contract_queue
+from worker.commands.dead_letters import list_dead_letters, replay_dead_letters
 
 pytestmark = [pytest.mark.rabbitmq]
 
@@ -262,7 +264,7 @@ def test_dead_letters_are_listed_and_replayed_on_the_embedded_broker(tmp_path, c
 
     assert list_dead_letters(settings, limit=10) == 0
     assert "#1 id=fs-1 request_id=- size=" in capsys.readouterr().out
-    assert replay(settings, key="fs-1", limit=10) == 0
+    assert replay_dead_letters(settings, key="fs-1", limit=10) == 0
     assert "replayed #1 id=fs-1" in capsys.readouterr().out
 
     with broker.connect(settings) as connection:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from schemas.phones import mask_phone, normalise_phone
+from schemas.phones import normalise_phone
 
 
 def reference(raw: str, region: str = "RU") -> str | None:
@@ -96,14 +96,6 @@ def test_fast_path_does_not_call_phonenumbers(monkeypatch: pytest.MonkeyPatch) -
         assert normalise_phone(raw) == "+79123456789"
     for raw in ("8 (351) 123-45-67", "+7 351 1234567", "3511234567"):  # Chelyabinsk
         assert normalise_phone(raw) == "+73511234567"
-
-
-@pytest.mark.parametrize(
-    ("e164", "masked"),
-    [("+79123456789", "+7912***6789"), ("+442079460958", "+4420***0958"), ("+12345", "***")],
-)
-def test_mask_phone(e164: str, masked: str) -> None:
-    assert mask_phone(e164) == masked
 
 
 # --- properties -------------------------------------------------------------------------

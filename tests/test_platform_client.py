@@ -9,10 +9,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from sandbox import SandboxServer
-from tests.plugins.sandbox import documented_campaign_body, documented_report_query
-from worker.config import ConfigError, Settings, load_settings
-from worker.platform import (
+from adapters.config import ConfigError, Settings, load_settings
+from adapters.platform_client import (
     AuthFailed,
     Created,
     NotCreated,
@@ -25,6 +23,8 @@ from worker.platform import (
     classify_report_answer,
     platform_message,
 )
+from sandbox import SandboxServer
+from tests.plugins.sandbox import documented_campaign_body, documented_report_query
 
 PHONE = "+79123456789"
 BODY = json.dumps(documented_campaign_body(PHONE)).encode()

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from handlers.report_building import analytics_window, report_due_at
+from adapters.config import load_settings
+from handlers.report_building import analytics_window
 from schemas.platform import analytics_request_body
-from schemas.request import CallRequest, load_call_request
-from worker.config import load_settings
+from schemas.request import CallRequest, load_call_request, report_due_at
 
 NOW = datetime(2029, 6, 1, tzinfo=UTC)
 
@@ -36,7 +36,7 @@ def call_request(zone: str, day: str, start: str, end: str, delay: int) -> CallR
         "phones": [{"phone": "+79123456789"}],
         "report": {"delay_minutes": delay},
     }
-    return load_call_request(body, settings=load_settings({}), now=NOW)
+    return load_call_request(body, rules=load_settings({}).request_rules, now=NOW)
 
 
 YEKATERINBURG = "Asia/Yekaterinburg"  # the platform's own zone, UTC+5

@@ -24,16 +24,17 @@ from zoneinfo import ZoneInfo
 import pytest
 from kombu import Connection
 
-from handlers.accept import Delivery, accept
+from adapters.broker import Delivery
+from adapters.config import Settings, load_settings
+from adapters.platform_client import Created, PlatformClient
+from adapters.store import open_store, utcnow
+from adapters.topology import contract_queue
+from handlers.accept import accept
 from sandbox import SandboxServer
 from schemas.platform import format_utc_timestamp
 from tests.builders import ZONE, call_request, e164, publish, window_ending_in
 from tests.plugins.sandbox import documented_campaign_body
 from tests.plugins.services import QueueReader, WorkerProcess, callbridge
-from worker.config import Settings, load_settings
-from worker.platform import Created, PlatformClient
-from worker.store import open_store, utcnow
-from worker.topology import contract_queue
 
 pytestmark = [pytest.mark.rabbitmq]
 

@@ -16,7 +16,6 @@ from schemas.platform import (
     AnalyticsRequestBodySchema,
     CreateCampaignBodySchema,
     analytics_request_body,
-    create_campaign_body,
     format_utc_timestamp,
     load_analytics_response,
     read_campaign_id,
@@ -48,7 +47,7 @@ REQUEST = CallRequest(
 
 
 def test_campaign_body_is_the_documented_body() -> None:
-    assert create_campaign_body(REQUEST) == {
+    assert REQUEST.platform_body() == {
         "campaign": {
             "project_id": 1,
             "name": "Обзвон клиентов",
@@ -82,7 +81,7 @@ def test_campaign_body_is_the_documented_body() -> None:
 )
 def test_campaign_body_passes_the_platform_schema(changes: dict[str, Any]) -> None:
     request = dataclasses.replace(REQUEST, **changes)
-    body = create_campaign_body(request)
+    body = request.platform_body()
     CreateCampaignBodySchema().load(body)
     campaign = body["campaign"]
     assert "scenario_id" not in campaign
@@ -150,7 +149,7 @@ SCHEDULE = ("campaign", "schedule")
 def test_platform_schema_catches_a_wrong_body(
     path: tuple[str | int, ...], value: Any, expected: dict
 ) -> None:
-    body = set_at(create_campaign_body(REQUEST), path, value)
+    body = set_at(REQUEST.platform_body(), path, value)
     with pytest.raises(ValidationError) as excinfo:
         CreateCampaignBodySchema().load(body)
     assert excinfo.value.messages == expected
@@ -160,7 +159,7 @@ def test_campaign_body_for_fifty_thousand_phones_is_quick() -> None:
     contacts = tuple(Contact(f"+7912{i:07d}", f"lead-{i}", {"name": "Иван"}) for i in range(50_000))
     request = dataclasses.replace(REQUEST, phones=contacts)
     started = time.process_time()
-    body = create_campaign_body(request)
+    body = request.platform_body()
     assert time.process_time() - started < 0.5
     assert len(body["phones"]) == 50_000
     assert body["phones"][-1] == {"phone": "+79120049999", "add_data": {"name": "Иван"}}

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from marshmallow import ValidationError
 
+from adapters.config import load_settings
 from schemas.request import (
     REASON_DUPLICATE,
     REASON_INVALID,
@@ -18,7 +19,6 @@ from schemas.request import (
     load_call_request,
     read_request_id,
 )
-from worker.config import load_settings
 
 SETTINGS = load_settings({})
 NOW = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.UTC)
@@ -70,7 +70,9 @@ def body_with(*changes: tuple[str, Any]) -> dict[str, Any]:
 
 
 def load(body: object, **settings_changes: Any) -> CallRequest:
-    return load_call_request(body, settings=SETTINGS.replace(**settings_changes), now=NOW)
+    return load_call_request(
+        body, rules=SETTINGS.replace(**settings_changes).request_rules, now=NOW
+    )
 
 
 def errors_of(body: object, **settings_changes: Any) -> dict:

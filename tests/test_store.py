@@ -9,16 +9,8 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from worker.store import (
-    SCHEMA_VERSION,
-    Event,
-    NewRequest,
-    SettleConflict,
-    Store,
-    open_store,
-    schema_meta,
-    utcnow,
-)
+from adapters.store import Event, NewRequest, SettleConflict, Store, open_store, utcnow
+from adapters.store.tables import SCHEMA_VERSION, schema_meta
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

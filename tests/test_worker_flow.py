@@ -72,8 +72,8 @@ def test_reply_to_gets_the_events_and_correlation_defaults_to_the_request_id(
 ):
     from kombu import Connection
 
+    from adapters.topology import contract_queue
     from tests.plugins.services import QueueReader
-    from worker.topology import contract_queue
 
     reply_queue = f"{queues.results}.reply"
     with Connection(rabbitmq_url) as connection:
@@ -257,10 +257,10 @@ def test_a_bad_setting_stops_the_worker_with_one_line_naming_it():
 def test_unpublished_events_are_published_by_the_next_worker(
     worker, rabbitmq_url, queues, results_reader, sqlite_url
 ):
+    from adapters.config import load_settings
+    from adapters.store import open_store, utcnow
     from handlers.results import result
     from schemas.events import campaign_failed
-    from worker.config import load_settings
-    from worker.store import open_store, utcnow
 
     store = open_store(sqlite_url)
     store.create_schema()

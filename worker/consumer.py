@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import select
+import threading
 import time
 from collections.abc import Callable
 
@@ -24,11 +25,12 @@ from kombu import Connection
 from kombu.mixins import ConsumerMixin
 from kombu.transport.base import Message
 
-from handlers.accept import Delivery, Verdict, accept, accept_batch
-from worker import error_reporting
-from worker.config import Settings
-from worker.store import Store
-from worker.topology import contract_queues, declare
+from adapters import error_reporting
+from adapters.broker import delivery_of
+from adapters.config import Settings
+from adapters.store import Store
+from adapters.topology import contract_queues, declare
+from handlers.accept import Verdict, accept, accept_batch
 
 log = logging.getLogger("callbridge.consumer")
 
@@ -45,16 +47,21 @@ class RequestConsumer(ConsumerMixin):
         settings: Settings,
         store: Store,
         on_verdict: Callable[[Verdict], None],
-        on_iteration: Callable[[], None] | None = None,
+        stopping: threading.Event,
     ):
         self.connection = connection
         self.settings = settings
         self.store = store
         self.on_verdict = on_verdict
-        self._on_iteration = on_iteration
+        self._stopping = stopping
         self._batch: list[Message] = []
         self._batch_bytes = 0
         self._socket = None
+
+    @property
+    def should_stop(self) -> bool:
+        """kombu's loop reads this flag; it is the worker's own, so one signal stops both."""
+        return self._stopping.is_set()
 
     def get_consumers(self, Consumer, channel):
         """Declare the contract's queues and set the prefetch on every (re)connection."""
@@ -78,8 +85,6 @@ class RequestConsumer(ConsumerMixin):
 
     def on_iteration(self) -> None:
         """Before waiting for the next message: take the batch unless more are already here."""
-        if self._on_iteration is not None:
-            self._on_iteration()
         if self._batch and (self.should_stop or not self._more_waiting()):
             self._take_batch()
 
@@ -128,25 +133,3 @@ class RequestConsumer(ConsumerMixin):
             return
         message.ack()
         self.on_verdict(verdict)
-
-
-def delivery_of(message: Message) -> Delivery:
-    properties = message.properties or {}
-    return Delivery(
-        body=raw_body(message.body, message.content_encoding),
-        content_type=message.content_type or None,
-        content_encoding=message.content_encoding or None,
-        correlation_id=properties.get("correlation_id"),
-        reply_to=properties.get("reply_to"),
-        message_id=properties.get("message_id"),
-        headers=dict(message.headers or {}),
-        routing_key=(message.delivery_info or {}).get("routing_key"),
-    )
-
-
-def raw_body(body: bytes | str, content_encoding: str | None) -> bytes:
-    """The bytes as published: py-amqp decodes a body that names its content_encoding, and
-    encoding it back with the same codec restores them exactly."""
-    if isinstance(body, bytes):
-        return body
-    return body.encode(content_encoding or "utf-8")

@@ -19,19 +19,20 @@ import socket
 import threading
 from collections.abc import Callable
 
+from adapters import broker, error_reporting, metrics
+from adapters.config import Settings
+from adapters.liveness import Liveness, hold_liveness
+from adapters.logs import configure_logging, secrets_from, state_change
+from adapters.platform_client import PlatformClient
+from adapters.store import Store, open_store
 from handlers.accept import Verdict
 from handlers.context import StepContext
 from handlers.create import create_next
 from handlers.orphans import settle_orphans
+from handlers.relay import Relay
 from handlers.report import report_next
-from worker import __version__, broker, error_reporting, metrics
-from worker.config import Settings
+from worker import __version__
 from worker.consumer import RequestConsumer
-from worker.liveness import Liveness, hold_liveness
-from worker.logs import configure_logging, secrets_from, state_change
-from worker.platform import PlatformClient
-from worker.relay import Relay
-from worker.store import Store, open_store
 
 log = logging.getLogger("callbridge.worker")
 
@@ -62,7 +63,7 @@ class Worker:
             settings=settings,
             store=store,
             on_verdict=self._on_verdict,
-            on_iteration=self._check_stop,
+            stopping=self.stopping,
         )
         self.relay = Relay(store, broker.connect(settings), ready=self.ctx.outbox_ready)
 
@@ -93,7 +94,6 @@ class Worker:
     def stop(self, *_signal_args: object) -> None:
         """Stop intake now; everything else winds down in ``run``."""
         self.stopping.set()
-        self.consumer.should_stop = True
         self.work_ready.set()
         self.ctx.outbox_ready.set()
 
@@ -148,10 +148,6 @@ class Worker:
             self.work_ready.set()
         elif verdict.outcome == "rejected":
             self.ctx.outbox_ready.set()
-
-    def _check_stop(self) -> None:
-        if self.stopping.is_set():
-            self.consumer.should_stop = True
 
     # -- stopping ------------------------------------------------------------------------
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from adapters.config import Settings, load_settings
 from sandbox import SandboxServer
-from worker.config import Settings, load_settings
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ import requests
 from kombu import Connection
 from prometheus_client.parser import text_string_to_metric_families
 
-from worker.consumer import raw_body
-from worker.topology import contract_queue
+from adapters.broker import raw_body
+from adapters.topology import contract_queue
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")

@@ -20,8 +20,8 @@ from typing import Protocol
 
 import sqlalchemy as sa
 
-from worker.config import ConfigError
-from worker.store import Store
+from adapters.config import ConfigError
+from adapters.store import Store
 
 ADVISORY_NAMESPACE = 7407
 

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 
-from worker.config import Settings
-from worker.store import RequestRow, Store, open_store
+from adapters.config import Settings
+from adapters.store import RequestRow, Store, open_store
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("request_id")
+
+
+def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
+    return print_status(settings, args.request_id)
 
 
 def print_status(settings: Settings, request_id: str) -> int:

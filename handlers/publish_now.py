@@ -14,11 +14,11 @@ from collections.abc import Collection
 
 from kombu.exceptions import OperationalError
 
-from worker import broker
-from worker.config import Settings
-from worker.relay import Relay
-from worker.store import Store
-from worker.topology import declare
+from adapters import broker
+from adapters.config import Settings
+from adapters.store import Store
+from adapters.topology import declare
+from handlers.relay import Relay
 
 WAIT_SECONDS = 15.0
 

@@ -7,15 +7,18 @@ worker ever started.
 
 from __future__ import annotations
 
+import argparse
 import json
+import pathlib
+import sys
 import uuid
 
 from kombu import Producer
 
-from worker import broker
-from worker.broker import CONFIRM_TIMEOUT_SECONDS
-from worker.config import Settings
-from worker.topology import declare
+from adapters import broker
+from adapters.broker import CONFIRM_TIMEOUT_SECONDS
+from adapters.config import Settings
+from adapters.topology import declare
 
 
 def publish_request(
@@ -58,3 +61,21 @@ def request_id_of(body: bytes) -> str | None:
     except ValueError:
         return None
     return data.get("request_id") if isinstance(data, dict) else None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="the request body: a JSON file, or - to read stdin")
+    parser.add_argument("--reply-to", help="queue for this request's result events")
+    parser.add_argument("--correlation-id", help="copied to every result event")
+
+
+def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
+    body = sys.stdin.buffer.read() if args.file == "-" else pathlib.Path(args.file).read_bytes()
+    message_id = publish_request(
+        settings, body, reply_to=args.reply_to, correlation_id=args.correlation_id
+    )
+    print(
+        f"published request {request_id_of(body) or '(no request_id)'} to "
+        f"{settings.call_requests_queue} (message_id {message_id})"
+    )
+    return 0

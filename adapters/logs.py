@@ -31,7 +31,7 @@ from typing import IO, TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from worker.config import Settings
+    from adapters.config import Settings
 
 CALLBRIDGE_LOGGER = "callbridge"
 NOISY_LOGGERS = ("amqp", "kombu", "urllib3")

@@ -11,7 +11,9 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from schemas.request import RequestRules
+from schemas.zones import is_time_zone
 
 DEFAULT_VAR_DIR = "var"
 
@@ -54,6 +56,15 @@ class Settings:
         """The value of the auth header: ``Bearer <token>``, or None when no token is set."""
         return f"Bearer {self.is74_api_token}" if self.is74_api_token else None
 
+    @property
+    def request_rules(self) -> RequestRules:
+        """The settings that the contract's schema applies to every request."""
+        return RequestRules(
+            max_phones=self.max_phones_per_request,
+            default_timezone=self.campaign_timezone,
+            default_report_delay_minutes=self.report_delay_minutes,
+        )
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
@@ -86,10 +97,8 @@ def _positive_float(value: str) -> float:
 
 
 def _timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ValueError("must be an IANA time zone name such as Asia/Yekaterinburg") from None
+    if not is_time_zone(value):
+        raise ValueError("must be an IANA time zone name such as Asia/Yekaterinburg")
     return value
 
 

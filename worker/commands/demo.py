@@ -1,7 +1,7 @@
 """``callbridge demo``: the whole loop on a bare machine, printed as it happens.
 
-It starts the sandbox platform in this process and a real ``callbridge run`` beside it, both on
-the embedded defaults (a file broker and a SQLite store under ``var/demo/``, made afresh), sends
+It starts the sandbox platform and a real ``callbridge run`` as processes beside it, on the
+embedded defaults (a file broker and a SQLite store under ``var/demo/``, made afresh), sends
 a sample request whose calling window closes about a minute from now, and prints every result
 event the CRM would receive: ``campaign.created`` at once, ``campaign.report`` when the window
 is over.
@@ -9,6 +9,7 @@ is over.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -18,50 +19,85 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from zoneinfo import ZoneInfo
 
-from sandbox.server import SandboxServer
-from worker import broker
-from worker.config import Settings, load_settings
-from worker.send import publish_request
+from adapters import broker
+from adapters.config import Settings, load_settings
+from worker.commands.send import publish_request
 
 DEMO_DIR = pathlib.Path("var/demo")
 DEMO_TOKEN = "demo-token"
 FINAL_EVENTS = {"campaign.rejected", "campaign.failed", "campaign.report_failed"}
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--phones", type=int, default=3, help="phones in the sample request")
+    parser.add_argument(
+        "--timeout", type=float, default=60, help="seconds to wait for each result event"
+    )
+
+
+def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
+    return run_demo(settings, phones=args.phones, timeout=args.timeout)
+
+
 def run_demo(settings: Settings, *, phones: int, timeout: float) -> int:
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     DEMO_DIR.mkdir(parents=True)
-    sandbox = SandboxServer(token=DEMO_TOKEN, report_missing_every=3).start()
-    env = _worker_env(settings, sandbox.url)
+    sandbox, sandbox_url = _start_sandbox()
+    env = _worker_env(settings, sandbox_url)
     demo_settings = load_settings(env)
     log_path = DEMO_DIR / "worker.log"
-    say(f"sandbox platform listening on {sandbox.url}")
-    with open(log_path, "wb") as log_file:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "worker", "run"],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-        say(f"worker started (pid {worker.pid}); its log: {log_path}")
-        try:
-            request = sample_request(demo_settings, phones=phones)
-            publish_request(demo_settings, json.dumps(request, ensure_ascii=False).encode())
-            window = request["campaign"]["schedule"]
-            say(
-                f"sent request {request['request_id']} with {phones + 1} phones (one unreadable); "
-                f"calling window {window['start_time']}–{window['end_time']} {window['timezone']}, "
-                "report right after it"
+    say(f"sandbox platform listening on {sandbox_url}")
+    try:
+        with open(log_path, "wb") as log_file:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "worker", "run"],
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
             )
-            finished = _print_events(demo_settings, timeout=timeout)
-        finally:
-            worker.send_signal(signal.SIGTERM)
-            code = worker.wait(40)
-            sandbox.stop()
-    say(f"worker stopped (exit code {code}); the sandbox holds {len(sandbox.campaigns)} campaign")
+            say(f"worker started (pid {worker.pid}); its log: {log_path}")
+            try:
+                request = sample_request(demo_settings, phones=phones)
+                publish_request(demo_settings, json.dumps(request, ensure_ascii=False).encode())
+                window = request["campaign"]["schedule"]
+                say(
+                    f"sent request {request['request_id']} with {phones + 1} phones (one "
+                    f"unreadable); calling window {window['start_time']}–{window['end_time']} "
+                    f"{window['timezone']}, report right after it"
+                )
+                finished = _print_events(demo_settings, timeout=timeout)
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                code = worker.wait(40)
+        campaigns = _campaigns(sandbox_url)
+    finally:
+        sandbox.terminate()
+        sandbox.wait(10)
+    say(f"worker stopped (exit code {code}); the sandbox holds {campaigns} campaign")
     return 0 if finished and code == 0 else 1
+
+
+def _start_sandbox() -> tuple[subprocess.Popen, str]:
+    """``python -m sandbox`` on a free port; the process and the URL it announced."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--port", "0", "--report-missing-every", "3"],
+        env={**os.environ, "IS74_API_TOKEN": DEMO_TOKEN},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = process.stdout.readline()  # "is74 sandbox listening on http://127.0.0.1:PORT (...)"
+    if "listening on " not in line:
+        process.kill()
+        raise RuntimeError(f"the sandbox platform did not start: {line!r}")
+    return process, line.split("listening on ", 1)[1].split()[0]
+
+
+def _campaigns(sandbox_url: str) -> int:
+    with urllib.request.urlopen(f"{sandbox_url}/_sandbox/campaigns", timeout=10) as answer:
+        return len(json.load(answer))
 
 
 def sample_request(settings: Settings, *, phones: int, minutes: int = 1) -> dict:

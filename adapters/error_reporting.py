@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any
 import sentry_sdk
 from sentry_sdk.integrations.logging import LoggingIntegration
 
-from worker.logs import redact_value, secrets_from
+from adapters.logs import redact_value, secrets_from
 
 if TYPE_CHECKING:
-    from worker.config import Settings
+    from adapters.config import Settings
 
 
 def init_sentry(settings: Settings, *, release: str) -> bool:

@@ -21,14 +21,16 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import ClassVar
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
-from worker.backoff import parse_retry_after
-from worker.config import ConfigError, Settings
+from adapters.config import ConfigError, Settings
+from schemas.platform import read_campaign_id
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ _PHONE_LIKE = re.compile(
 # A 422 may list an error per phone; the message keeps the first few.
 ERRORS_SHOWN = 5
 _MAX_CAUSE_DEPTH = 8
+_DELTA_SECONDS = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -212,9 +215,9 @@ class PlatformClient:
 def classify_create_answer(
     status: int, headers: Mapping[str, str], content: bytes, *, token: str = ""
 ) -> CreateOutcome:
-    """Settle an HTTP answer to ``POST /api/campaigns`` as guarantee 4 of messages.md says."""
+    """Settle an HTTP answer to ``POST /api/campaigns`` as guarantee 4 of the contract says."""
     if 200 <= status < 300:
-        campaign_id = _campaign_id(content)
+        campaign_id = read_campaign_id(_json_or_none(content))
         if campaign_id is None:
             return Unknown(status, f"the platform answered {status} without a campaign id")
         return Created(campaign_id)
@@ -260,11 +263,32 @@ def platform_message(status: int, content: bytes, *, token: str = "") -> str:
     return _scrub(text, token)[:MESSAGE_LIMIT]
 
 
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """The seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP-date), or None.
+
+    A date in the past means "now" (0). A value that is neither form is ignored (None) rather
+    than trusted: the backoff alone then decides.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if _DELTA_SECONDS.fullmatch(text):
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
 def _session_without_retries(pool_size: int, base_url: str) -> requests.Session:
     """A session that never retries, and reads the environment (proxies, CA bundle) once.
 
-    Left to itself, requests reads the proxy settings of the environment again at every call,
-    a fifth of a request's cost in the worker; the platform's address does not change.
+    Left to itself, requests reads the proxy settings of the environment again at every call, a
+    large part of a call's own cost; the platform's address does not change.
     """
     session = requests.Session()
     adapter = HTTPAdapter(max_retries=0, pool_connections=1, pool_maxsize=pool_size)
@@ -309,18 +333,11 @@ def _describe(exc: Exception) -> str:
     return f"{type(cause).__name__}: {cause}"[:MESSAGE_LIMIT]
 
 
-def _campaign_id(content: bytes) -> int | None:
+def _json_or_none(content: bytes) -> object:
     try:
-        payload = json.loads(content)
+        return json.loads(content)
     except ValueError:
         return None
-    campaign = payload.get("campaign") if isinstance(payload, dict) else None
-    value = campaign.get("id") if isinstance(campaign, dict) else None
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    return None
 
 
 def _json_message(payload: dict) -> str:

@@ -3,13 +3,11 @@
 Runs in its own thread with its own connection (kombu connections are not shared between
 threads). Confirms are waited for per batch, not per message: every event of a batch is
 published, then the relay waits until the broker has confirmed them all, then marks them all
-sent. Waiting per message cost a round trip each and capped the relay at a few hundred events
-a second. An event the broker refuses (a nack) stays queued and goes again with a later batch,
-without holding back the rest of its batch. A timeout or a lost connection marks none of the
-batch, and a crash between the confirms and the mark marks none either: those events are
-published again.
-Delivery is at-least-once, and the stable ``event_id`` / ``message_id`` lets the CRM drop the
-copy.
+sent; waiting per message would cost a broker round trip per event. An event the broker
+refuses (a nack) stays queued and goes again with a later batch, without holding back the rest
+of its batch. A timeout or a lost connection marks none of the batch, and a crash between the
+confirms and the mark marks none either: those events are published again. Delivery is
+at-least-once, and the stable ``event_id`` / ``message_id`` lets the CRM drop the copy.
 """
 
 from __future__ import annotations
@@ -21,18 +19,18 @@ from collections.abc import Callable
 
 from kombu import Connection
 
-from worker import metrics
-from worker.broker import CONFIRM_TIMEOUT_SECONDS
-from worker.logs import state_change
-from worker.store import PendingEvent, Store
+from adapters import metrics
+from adapters.broker import CONFIRM_TIMEOUT_SECONDS
+from adapters.logs import state_change
+from adapters.store import PendingEvent, Store
 
 log = logging.getLogger("callbridge.relay")
 
 BATCH_SIZE = 200
 POLL_SECONDS = 1.0
 # While events keep coming (the last batch held more than one), wait this long after a wake-up
-# so that more of them settle: each batch costs a few database round trips, and publishing
-# them a few at a time spent more on those than on the events. A lone event goes out at once.
+# so that more of them settle: each batch costs a few database round trips, which a batch of a
+# few events would not repay. A lone event goes out at once.
 GATHER_SECONDS = 0.02
 
 

@@ -9,12 +9,16 @@ second — enough for a laptop, not for production.
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import urllib.parse
+from collections.abc import Mapping
+from typing import Any
 
 from kombu import Connection
+from kombu.transport.base import Message
 
-from worker.config import Settings
+from adapters.config import Settings
 
 HEARTBEAT_SECONDS = 30
 CONFIRM_TIMEOUT_SECONDS = 15.0
@@ -53,3 +57,39 @@ def embedded_folder(broker_url: str) -> pathlib.Path:
     ``filesystem:////srv/broker`` is the absolute ``/srv/broker``."""
     path = urllib.parse.urlparse(broker_url).path
     return pathlib.Path(path[1:] if path.startswith("/") else path or "var/broker")
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """What intake needs of a broker message, free of any transport."""
+
+    body: bytes
+    content_type: str | None = None
+    content_encoding: str | None = None
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    message_id: str | None = None
+    headers: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    routing_key: str | None = None
+
+
+def delivery_of(message: Message) -> Delivery:
+    properties = message.properties or {}
+    return Delivery(
+        body=raw_body(message.body, message.content_encoding),
+        content_type=message.content_type or None,
+        content_encoding=message.content_encoding or None,
+        correlation_id=properties.get("correlation_id"),
+        reply_to=properties.get("reply_to"),
+        message_id=properties.get("message_id"),
+        headers=dict(message.headers or {}),
+        routing_key=(message.delivery_info or {}).get("routing_key"),
+    )
+
+
+def raw_body(body: bytes | str, content_encoding: str | None) -> bytes:
+    """The bytes as published: py-amqp decodes a body that names its content_encoding, and
+    encoding it back with the same codec restores them exactly."""
+    if isinstance(body, bytes):
+        return body
+    return body.encode(content_encoding or "utf-8")

@@ -1,4 +1,4 @@
-"""``callbridge dead-letters``: list the dead-letter queue, and move messages back for another try.
+"""The dead-letter queue: look at it, and move messages back for another try.
 
 Listing consumes nothing: each message is taken unacknowledged and handed back (rejected with
 requeue) when the listing is done, so the broker keeps it where it was. Only the messages in the
@@ -24,32 +24,24 @@ the start of its body's hash — stable from one listing to the next.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as dt
 import hashlib
-import sys
 from collections.abc import Callable
 
-from amqp.exceptions import MessageNacked
 from kombu import Connection
-from kombu.exceptions import OperationalError
 from kombu.message import Message
 from marshmallow import ValidationError
 
+from adapters import broker
+from adapters.broker import CONFIRM_TIMEOUT_SECONDS, delivery_of, raw_body
+from adapters.config import Settings
+from adapters.logs import redact
+from adapters.store import Store, open_store, utcnow
+from adapters.topology import contract_queue, declare
 from handlers.accept import Malformed, decode_body
 from schemas.request import load_call_request
-from worker import broker
-from worker.broker import CONFIRM_TIMEOUT_SECONDS
-from worker.config import Settings
-from worker.consumer import delivery_of, raw_body
-from worker.logs import redact
-from worker.store import Store, open_store, utcnow
-from worker.topology import contract_queue, declare
 
-EXIT_OK = 0
-EXIT_NOT_DONE = 1
-DEFAULT_LIMIT = 1000
 CALLBRIDGE_HEADERS = "x-callbridge-"
 # The AMQP properties a replay copies. Not user_id: RabbitMQ refuses one that is not the
 # publishing connection's own user.
@@ -90,78 +82,57 @@ class DeadLetter:
         return f"#{self.position} {text} reason={redact(self.reason or '-')!r}"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    replay = parser.add_mutually_exclusive_group()
-    replay.add_argument(
-        "--replay", metavar="ID", help="move the message with this id back to the requests queue"
-    )
-    replay.add_argument(
-        "--replay-all", action="store_true", help="move every message back to the requests queue"
-    )
-    parser.add_argument(
-        "--limit",
-        type=int,
-        default=DEFAULT_LIMIT,
-        metavar="N",
-        help=f"look at no more than the first N messages (default {DEFAULT_LIMIT})",
-    )
+@dataclasses.dataclass(frozen=True)
+class Looked:
+    """The messages looked at, of ``present`` in the queue when the look began."""
+
+    present: int
+    letters: list[DeadLetter]
 
 
-def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
-    probe = broker.connect(settings)  # lazy: only asked which errors its transport raises
-    errors = (OperationalError, MessageNacked, *probe.connection_errors, *probe.channel_errors)
-    try:
-        if args.replay is None and not args.replay_all:
-            return list_dead_letters(settings, limit=args.limit)
-        return replay(settings, key=args.replay, limit=args.limit)
-    except errors as exc:
-        print(
-            f"callbridge dead-letters: the broker failed ({type(exc).__name__}); every message "
-            f"not reported replayed is still in {settings.dead_letter_queue}",
-            file=sys.stderr,
-        )
-        return EXIT_NOT_DONE
+@dataclasses.dataclass(frozen=True)
+class ReplayOutcome:
+    """What became of one message: replayed, or kept with the reason."""
+
+    letter: DeadLetter
+    replayed: bool
+    reason: str | None = None
 
 
-def list_dead_letters(settings: Settings, *, limit: int) -> int:
-    """Print one line per message, handing every one back."""
+def look(settings: Settings, *, limit: int) -> Looked:
+    """Every message present (up to ``limit``), each handed back unchanged."""
+    letters: list[DeadLetter] = []
     with broker.connect(settings) as connection:
-        shown = _walk(connection, settings, limit, lambda letter, _message: print(letter.line()))
-    print(f"handed back {shown} message(s) unchanged")
-    return EXIT_OK
+        present = _walk(
+            connection, settings, limit, lambda letter, _message: letters.append(letter)
+        )
+    return Looked(present, letters)
 
 
-def replay(settings: Settings, *, key: str | None, limit: int) -> int:
-    """Replay the message named ``key``, or every message when ``key`` is None."""
+def replay(settings: Settings, *, key: str | None, limit: int) -> tuple[int, list[ReplayOutcome]]:
+    """Replay the message named ``key``, or every message when ``key`` is None; how many
+    messages the queue held, and what became of each one looked at."""
     store = open_store(settings.database_url, pool_size=1)
-    outcomes: list[str] = []
+    outcomes: list[ReplayOutcome] = []
 
     def visit(letter: DeadLetter, message: Message) -> bool:
         if key is not None and letter.key != key:
             return False
         refusal = why_kept(message, settings, store)
         if refusal is not None:
-            outcomes.append("kept")
-            print(f"kept #{letter.position} id={letter.key}: {refusal}")
+            outcomes.append(ReplayOutcome(letter, False, refusal))
             return False
         _republish(message, settings.call_requests_queue)
         message.ack()
-        outcomes.append("replayed")
-        print(f"replayed #{letter.position} id={letter.key} to {settings.call_requests_queue}")
+        outcomes.append(ReplayOutcome(letter, True))
         return True
 
     try:
         with broker.connect(settings) as connection:
-            _walk(connection, settings, limit, visit)
+            present = _walk(connection, settings, limit, visit)
     finally:
         store.engine.dispose()
-    replayed = outcomes.count("replayed")
-    print(f"replayed {replayed}, kept {len(outcomes) - replayed}")
-    if key is None:
-        return EXIT_OK
-    if not outcomes:
-        print(f"callbridge dead-letters: no dead letter with id {key}", file=sys.stderr)
-    return EXIT_OK if replayed else EXIT_NOT_DONE
+    return present, outcomes
 
 
 def _walk(
@@ -171,13 +142,11 @@ def _walk(
     visit: Callable[[DeadLetter, Message], bool | None],
 ) -> int:
     """Show each message present now (up to ``limit``) to ``visit``, and hand back every one it
-    did not take (``visit`` returns True when it acked the message); how many were handed back."""
+    did not take (``visit`` returns True when it acked the message); how many were present."""
     connection.ensure_connection(max_retries=3)
     channel = connection.default_channel
     declare(channel, settings)
     present = channel.queue_declare(settings.dead_letter_queue, passive=True).message_count
-    shown = f" (looking at the first {limit})" if present > limit else ""
-    print(f"{settings.dead_letter_queue}: {present} message(s){shown}")
     queue = contract_queue(settings.dead_letter_queue)(channel)
     held: list[Message] = []
     for position in range(1, min(present, limit) + 1):
@@ -190,7 +159,7 @@ def _walk(
     # this, closing the connection would hand them back all the same.
     for message in held:
         message.requeue()
-    return len(held)
+    return present
 
 
 def describe(message: Message, position: int) -> DeadLetter:
@@ -238,7 +207,7 @@ def why_kept(message: Message, settings: Settings, store: Store) -> str | None:
     """Why replaying the message would change nothing, or None when the worker would take it."""
     try:
         data = decode_body(delivery_of(message), max_bytes=settings.max_message_bytes)
-        request = load_call_request(data, settings=settings, now=utcnow())
+        request = load_call_request(data, rules=settings.request_rules, now=utcnow())
     except Malformed as exc:
         return f"intake would refuse it again: {redact(str(exc))}"
     except ValidationError as exc:

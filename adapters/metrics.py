@@ -17,17 +17,12 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from schemas.events import EVENT_TYPES
+
 log = logging.getLogger("callbridge.metrics")
 
 REQUEST_OUTCOMES = ("created", "rejected", "failed_not_created", "failed_unknown")
 PLATFORM_ENDPOINTS = ("create", "report")
-EVENT_TYPES = (
-    "campaign.created",
-    "campaign.rejected",
-    "campaign.failed",
-    "campaign.report",
-    "campaign.report_failed",
-)
 # Platform calls time out after HTTP_TIMEOUT_SECONDS (default 20): the buckets reach past it.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
 

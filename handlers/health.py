@@ -1,4 +1,4 @@
-"""``callbridge health``: is a worker alive and keeping up? One line, and an exit status.
+"""Is a worker alive and keeping up? One verdict, one line, from the store alone.
 
 Made for a liveness probe and for cron-style alerting. It reads only the store, which every
 worker sharing the database writes to, so it needs neither the broker nor a worker's port:
@@ -12,22 +12,20 @@ worker sharing the database writes to, so it needs neither the broker nor a work
   claim it (creation, or the report). Every step thread busy or stuck, or creation paused on a
   refused token, shows here.
 
-Exit 0 with ``ok: ...``, or 1 with ``unhealthy: ...`` naming every check that failed.
+The line is ``ok: ...``, or ``unhealthy: ...`` naming every check that failed.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as dt
-import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
-from worker.config import Settings
-from worker.store import PENDING_CREATE, open_store, utcnow
+from adapters.config import Settings
+from adapters.store import PENDING_CREATE, State, open_store, utcnow
 
 EXIT_OK = 0
 EXIT_UNHEALTHY = 1
@@ -51,39 +49,6 @@ class Health:
     @property
     def exit_code(self) -> int:
         return EXIT_OK if self.ok else EXIT_UNHEALTHY
-
-
-# Each limit's option, the Limits field it sets, and what it bounds.
-_LIMIT_OPTIONS = (
-    ("--max-heartbeat-age", "heartbeat", "newest worker heartbeat may be this old"),
-    ("--max-outbox-age", "outbox", "oldest unpublished event may be this old"),
-    ("--max-due-age", "due", "a request may wait this long past its due time"),
-)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = Limits()
-    for flag, field, bounds in _LIMIT_OPTIONS:
-        default = getattr(defaults, field)
-        parser.add_argument(
-            flag,
-            type=_seconds,
-            default=default,
-            metavar="SECONDS",
-            help=f"{bounds} (default {default:g})",
-        )
-    parser.add_argument(
-        "--local",
-        action="store_true",
-        help=f"count only workers on this host ({socket.gethostname()}): for a liveness probe",
-    )
-
-
-def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
-    limits = Limits(args.max_heartbeat_age, args.max_outbox_age, args.max_due_age)
-    health = check(settings, limits, host=socket.gethostname() if args.local else None)
-    print(health.line)
-    return health.exit_code
 
 
 def check(settings: Settings, limits: Limits, *, host: str | None = None) -> Health:
@@ -121,7 +86,7 @@ def assess(
         _heartbeat(workers, limits.heartbeat, now, host),
         _outbox(stats["outbox_backlog"], stats["outbox_oldest_age_seconds"], limits.outbox),
         _due("creation", _merge(overdue, PENDING_CREATE), limits.due, now),
-        _due("report", _merge(overdue, ("created",)), limits.due, now),
+        _due("report", _merge(overdue, (State.CREATED,)), limits.due, now),
     ]
     failed = [text for ok, text in findings if not ok]
     if failed:
@@ -173,10 +138,3 @@ def _merge(
     if not found:
         return None
     return sum(count for count, _ in found), min(earliest for _, earliest in found)
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be a number of seconds > 0")
-    return value

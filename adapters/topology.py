@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from kombu import Exchange, Queue
 
-from worker.config import Settings
+from adapters.config import Settings
 
 DEFAULT_EXCHANGE = Exchange("", type="direct")
 

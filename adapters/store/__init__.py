@@ -1,0 +1,45 @@
+"""The durable state of every call request, and the outbox of result events.
+
+The broker is only the transport: a request is acked once its row is committed here, every
+step of its life is a state change committed here, and every event to publish is a row here
+until its publisher confirm arrives. A crash at any instant therefore loses nothing, and a
+state change made in one transaction with its event can never be half done.
+
+The store is SQLAlchemy Core over SQLite (one worker process) or PostgreSQL (any number), in
+parts: the tables and their migrations, the engine, a request's life (``requests``), the
+outbox, the registered workers, and the read models that health, metrics and the operator's
+commands show. ``Store`` is all of them over one engine.
+"""
+
+from __future__ import annotations
+
+from adapters.store.engine import create_engine
+from adapters.store.migrations import Migrations
+from adapters.store.outbox import Outbox
+from adapters.store.read_models import ReadModels
+from adapters.store.records import Event, NewRequest, PendingEvent, RequestRow, utcnow
+from adapters.store.requests import Requests, SettleConflict
+from adapters.store.states import IN_FLIGHT, PENDING_CREATE, State
+from adapters.store.workers import Workers
+
+__all__ = [
+    "IN_FLIGHT",
+    "PENDING_CREATE",
+    "Event",
+    "NewRequest",
+    "PendingEvent",
+    "RequestRow",
+    "SettleConflict",
+    "State",
+    "Store",
+    "open_store",
+    "utcnow",
+]
+
+
+class Store(Migrations, Workers, Requests, Outbox, ReadModels):
+    """Every part of the store over one engine."""
+
+
+def open_store(database_url: str, *, pool_size: int = 5) -> Store:
+    return Store(create_engine(database_url, pool_size=pool_size))

@@ -1,0 +1,105 @@
+"""Read models over the store: what health, metrics and the operator's commands show."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+
+from adapters.store.engine import Database
+from adapters.store.records import aware, naive, utcnow
+from adapters.store.states import PENDING_CREATE, State
+from adapters.store.tables import outbox_table, requests_table, workers_table
+
+
+class ReadModels(Database):
+    def workers(self) -> list[dict[str, Any]]:
+        """Registered worker processes with their last heartbeat, for ``callbridge health``.
+
+        A worker that stopped cleanly is gone; a killed one stays until a live one settles it.
+        """
+        with self.reading() as conn:
+            rows = conn.execute(sa.select(workers_table).order_by(workers_table.c.worker_key))
+            return [
+                {
+                    **row._asdict(),
+                    "started_at": aware(row.started_at),
+                    "heartbeat_at": aware(row.heartbeat_at),
+                }
+                for row in rows
+            ]
+
+    def events_of(self, request_id: str) -> list[dict[str, Any]]:
+        with self.reading() as conn:
+            rows = conn.execute(
+                sa.select(
+                    outbox_table.c.event_id,
+                    outbox_table.c.event_type,
+                    outbox_table.c.queue,
+                    outbox_table.c.created_at,
+                    outbox_table.c.published_at,
+                )
+                .where(outbox_table.c.request_id == request_id)
+                .order_by(outbox_table.c.id)
+            )
+            return [
+                {
+                    **row._asdict(),
+                    "created_at": aware(row.created_at),
+                    "published_at": aware(row.published_at),
+                }
+                for row in rows
+            ]
+
+    def stats(self, now: dt.datetime | None = None) -> dict[str, Any]:
+        """Figures for metrics and health: backlog, oldest unsent event, states, reports due."""
+        now = now or utcnow()
+        with self.reading() as conn:
+            backlog, oldest = conn.execute(
+                sa.select(sa.func.count(), sa.func.min(outbox_table.c.created_at)).where(
+                    outbox_table.c.published_at.is_(None)
+                )
+            ).one()
+            by_state = dict(
+                conn.execute(
+                    sa.select(requests_table.c.state, sa.func.count()).group_by(
+                        requests_table.c.state
+                    )
+                ).all()
+            )
+            reports_due = conn.execute(
+                sa.select(sa.func.count()).where(
+                    requests_table.c.state == State.CREATED,
+                    requests_table.c.report_due_at <= naive(now),
+                )
+            ).scalar_one()
+        return {
+            "outbox_backlog": backlog,
+            "outbox_oldest_age_seconds": None
+            if oldest is None
+            else max(0.0, (now - aware(oldest)).total_seconds()),
+            "requests_by_state": by_state,
+            "reports_due": reports_due,
+        }
+
+    def overdue(self, now: dt.datetime) -> dict[str, tuple[int, dt.datetime]]:
+        """Requests a step may claim now, by state: how many, and the earliest due time.
+
+        For ``callbridge health``: a due request that no worker claims for long means no step
+        thread is taking work (all busy, stuck, paused on a refused token, or no worker).
+        """
+        with self.reading() as conn:
+            rows = conn.execute(
+                sa.select(
+                    requests_table.c.state,
+                    sa.func.count(),
+                    sa.func.min(requests_table.c.next_attempt_at),
+                )
+                .where(
+                    requests_table.c.state.in_((*PENDING_CREATE, State.CREATED)),
+                    requests_table.c.next_attempt_at <= naive(now),
+                )
+                .group_by(requests_table.c.state)
+            ).all()
+        return {state: (count, aware(earliest)) for state, count, earliest in rows}

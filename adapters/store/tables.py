@@ -1,0 +1,88 @@
+"""The store's tables: requests with their state, the outbox of events, the live workers."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from adapters.store.states import PENDING_CREATE
+
+SCHEMA_VERSION = 2
+
+_PENDING_CREATE_SQL = " OR ".join(f"state = '{state}'" for state in PENDING_CREATE)
+
+metadata = sa.MetaData()
+
+schema_meta = sa.Table(
+    "callbridge_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+)
+
+requests_table = sa.Table(
+    "callbridge_requests",
+    metadata,
+    sa.Column("request_id", sa.String(128), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("project_id", sa.BigInteger),
+    sa.Column("scenario_id", sa.BigInteger),
+    sa.Column("start_block_id", sa.BigInteger),
+    sa.Column("correlation_id", sa.String(255)),
+    sa.Column("reply_to", sa.String(255)),
+    # The exact bytes POSTed to the platform, built once at intake.
+    sa.Column("create_body", sa.LargeBinary),
+    # JSON [[e164, external_id], ...]: what report rows are mapped back to.
+    sa.Column("contacts", sa.Text),
+    sa.Column("phones_rejected", sa.Text),
+    sa.Column("phones_accepted", sa.Integer),
+    sa.Column("report_columns", sa.Text),
+    sa.Column("window_start", sa.DateTime),
+    sa.Column("window_end", sa.DateTime),
+    sa.Column("report_delay_minutes", sa.Integer),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("report_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("first_attempt_at", sa.DateTime),
+    sa.Column("next_attempt_at", sa.DateTime),
+    sa.Column("owner", sa.BigInteger),
+    sa.Column("campaign_id", sa.BigInteger),
+    sa.Column("report_due_at", sa.DateTime),
+    sa.Column("outcome", sa.String(32)),
+    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Index("ix_callbridge_requests_due", "state", "next_attempt_at"),
+    # The creation claim's scan, in due order: without it, finding the most overdue of the
+    # received and retry rows sorted all of them, at every claim of a large backlog.
+    sa.Index(
+        "ix_callbridge_requests_create_due",
+        "next_attempt_at",
+        postgresql_where=sa.text(_PENDING_CREATE_SQL),
+        sqlite_where=sa.text(_PENDING_CREATE_SQL),
+    ),
+    sa.Index("ix_callbridge_requests_campaign", "campaign_id"),
+)
+
+outbox_table = sa.Table(
+    "callbridge_outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("event_id", sa.String(255), nullable=False, unique=True),
+    sa.Column("request_id", sa.String(128)),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("queue", sa.String(255), nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    # JSON of the AMQP properties and headers to publish with.
+    sa.Column("properties", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("published_at", sa.DateTime),
+    sa.Index("ix_callbridge_outbox_pending", "published_at", "id"),
+)
+
+workers_table = sa.Table(
+    "callbridge_workers",
+    metadata,
+    sa.Column("worker_key", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("hostname", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("heartbeat_at", sa.DateTime, nullable=False),
+)

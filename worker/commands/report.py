@@ -1,0 +1,112 @@
+"""``callbridge report CAMPAIGN_ID``: fetch a campaign's report now and publish it.
+
+What may be fetched, and under which ids, is ``handlers.manual_report``'s to decide. This
+process publishes the report itself, so it works with no worker running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import sys
+
+from adapters.config import Settings
+from adapters.logs import configure_logging, secrets_from
+from adapters.platform_client import PlatformClient
+from adapters.store import Store, open_store, utcnow
+from handlers.context import StepContext
+from handlers.manual_report import (
+    EXIT_REFUSED,
+    NOT_A_WORKER,
+    Refused,
+    ReportArgs,
+    fetch_and_store,
+    plan_report,
+)
+from handlers.publish_now import PublishFailed, publish_events
+from handlers.report import ReportJob
+from schemas.events import CAMPAIGN_REPORT
+from schemas.platform import format_utc_timestamp
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's flags; each optional one is a field of ``ReportArgs``."""
+    parser.add_argument("campaign_id", type=int, help="the platform's campaign id")
+    for name in ("scenario-id", "start-block-id", "project-id"):
+        parser.add_argument(
+            f"--{name}", type=int, help="required for a campaign callbridge did not create"
+        )
+    parser.add_argument(
+        "--date-start",
+        type=parse_moment,
+        help="period start, ISO-8601, UTC unless it says (default: the window's start; "
+        "for a campaign callbridge did not create, 7 days before the end)",
+    )
+    parser.add_argument(
+        "--date-end",
+        type=parse_moment,
+        help="period end (default: now, or the due time when that is later)",
+    )
+    parser.add_argument("--reply-to", help="queue for the report instead of the usual one")
+
+
+def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
+    fields = {field.name for field in dataclasses.fields(ReportArgs)}
+    return report_now(settings, ReportArgs(**{k: v for k, v in vars(args).items() if k in fields}))
+
+
+def parse_moment(text: str) -> dt.datetime:
+    """An ISO-8601 date or date-time from the command line; UTC when it names no offset."""
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 date-time: {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def report_now(settings: Settings, args: ReportArgs) -> int:
+    """Fetch, store and publish one campaign's report; the exit status."""
+    configure_logging(level="WARNING", fmt=settings.log_format, secrets=secrets_from(settings))
+    store = open_store(settings.database_url)
+    store.create_schema()
+    platform = PlatformClient(settings)
+    ctx = StepContext(settings=settings, store=store, platform=platform, owner=NOT_A_WORKER)
+    try:
+        plan = plan_report(store, args, now=utcnow())
+        stored = fetch_and_store(ctx, plan)
+    except Refused as exc:
+        print(f"callbridge report: {exc}", file=sys.stderr)
+        return exc.code
+    finally:
+        platform.close()
+    job = plan.job
+    print(
+        f"campaign {job.campaign_id} (request {job.request_id}): {stored.rows} rows, "
+        f"{stored.missing} missing, stored as {stored.parts} campaign.report part(s) "
+        f"for {format_utc_timestamp(plan.period[0])} .. {format_utc_timestamp(plan.period[1])}"
+    )
+    return _publish(settings, store, job)
+
+
+def _publish(settings: Settings, store: Store, job: ReportJob) -> int:
+    """Publish the report's parts now; 0 once every part is out."""
+    queue = job.reply_to or settings.call_results_queue
+    try:
+        left = publish_events(settings, store, job.request_id, event_types={CAMPAIGN_REPORT})
+    except PublishFailed as exc:
+        print(
+            f"callbridge report: could not publish ({exc}); the report "
+            "stays queued and the next worker to run publishes it",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+    if left:
+        print(
+            f"{len(left)} part(s) not yet published to {queue}; they stay queued and the "
+            "next worker to run publishes them",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+    print(f"published to {queue}")
+    return 0

@@ -1,0 +1,90 @@
+"""``callbridge resolve REQUEST_ID``: settle a request whose creation outcome is unknown.
+
+``--campaign-id N``: the platform did create it; ``--resend``: it did not, send it again (see
+``handlers.resolve``). This process publishes the event itself, so it works with no worker
+running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from adapters.config import Settings
+from adapters.logs import configure_logging, secrets_from
+from adapters.store import Store, open_store
+from handlers.publish_now import PublishFailed, publish_events
+from handlers.resolve import Refused, resend, resolve_created
+from schemas.events import CAMPAIGN_CREATED
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("request_id")
+    how = parser.add_mutually_exclusive_group(required=True)
+    how.add_argument(
+        "--campaign-id",
+        type=_positive,
+        metavar="N",
+        help="the platform did create it, as campaign N: publish campaign.created",
+    )
+    how.add_argument(
+        "--resend",
+        action="store_true",
+        help="the platform did not create it: let a worker send it again now",
+    )
+
+
+def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
+    configure_logging(level="WARNING", fmt=settings.log_format, secrets=secrets_from(settings))
+    store = open_store(settings.database_url, pool_size=1)
+    store.create_schema()
+    request_id = args.request_id
+    try:
+        if args.resend:
+            resend(store, request_id)
+            print(
+                f"request {request_id}: back to received; the next worker sends it to the "
+                "platform. Created, it publishes campaign.created; failed again, nothing new is "
+                f"published (the CRM holds {request_id}:campaign.failed already): see "
+                f"`callbridge status {request_id}`"
+            )
+            return EXIT_OK
+        event = resolve_created(settings, store, request_id, args.campaign_id)
+        print(
+            f"request {request_id}: resolved as created, campaign {args.campaign_id}; its report "
+            f"is due {event['report_due_at']}"
+        )
+        return publish(settings, store, request_id, event["event_id"])
+    except Refused as exc:
+        print(f"callbridge resolve: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    finally:
+        store.engine.dispose()
+
+
+def publish(settings: Settings, store: Store, request_id: str, event_id: str) -> int:
+    """Publish ``campaign.created`` now; a worker's relay may be publishing it too."""
+    try:
+        left = publish_events(settings, store, request_id, event_types={CAMPAIGN_CREATED})
+    except PublishFailed as exc:
+        print(
+            f"callbridge resolve: could not publish {event_id} ({exc}); it stays "
+            "queued and the next worker to run publishes it",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+    if left:
+        print(f"{event_id} is not published yet; the worker's relay publishes it", file=sys.stderr)
+        return EXIT_REFUSED
+    print(f"published {event_id}")
+    return EXIT_OK
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a positive campaign id")
+    return value
