@@ -16,7 +16,7 @@ from typing import Any
 from adapters import error_reporting, metrics
 from adapters.logs import state_change
 from adapters.platform_client import CreateOutcome, Unknown
-from adapters.store import RequestRow, SettleConflict, utcnow
+from adapters.store import RequestRow, SettleConflict, State, utcnow
 from handlers.context import StepContext
 from handlers.results import result
 from handlers.retry_policy import Accept, Fail, Pause, RetryAt
@@ -101,8 +101,8 @@ def created_outcome(
         occurred_at=now,
     )
     changes = {
-        "state": "created",
-        "outcome": "created",
+        "state": State.CREATED,
+        "outcome": State.CREATED,
         "campaign_id": campaign_id,
         "report_due_at": due,
         "next_attempt_at": due,
@@ -142,7 +142,7 @@ def _failed(
     event = campaign_failed(
         request_id=row.request_id, status=status, message=message, outcome=outcome, occurred_at=now
     )
-    changes = {"state": "failed", "outcome": outcome, "owner": None}
+    changes = {"state": State.FAILED, "outcome": outcome, "owner": None}
     if _settle(ctx, row, changes, event):
         metrics.count_request(f"failed_{outcome}")
         state_change(
@@ -165,7 +165,7 @@ def _retry(
     message: str,
     when: dt.datetime,
 ) -> None:
-    changes = {"state": "retry", "next_attempt_at": when, "owner": None}
+    changes = {"state": State.RETRY, "next_attempt_at": when, "owner": None}
     if _settle(ctx, row, changes, None):
         state_change(
             log,
@@ -180,7 +180,7 @@ def _retry(
 
 def _auth_refused(ctx: StepContext, row: RequestRow, pause: Pause) -> None:
     """Put the request back untouched (the attempt does not count); report a new pause once."""
-    changes = {"state": "received", "attempts": row.attempts - 1, "owner": None}
+    changes = {"state": State.RECEIVED, "attempts": row.attempts - 1, "owner": None}
     _settle(ctx, row, changes, None)
     if pause.starts_pause:
         state_change(
@@ -205,7 +205,7 @@ def _settle(
     try:
         with ctx.store.transaction() as conn:
             ctx.store.settle(
-                conn, row.request_id, from_states=("sending",), owner=ctx.owner, changes=changes
+                conn, row.request_id, from_states=(State.SENDING,), owner=ctx.owner, changes=changes
             )
             if event is not None:
                 ctx.store.add_event(

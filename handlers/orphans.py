@@ -14,7 +14,7 @@ import logging
 from adapters import error_reporting, metrics
 from adapters.liveness import Liveness
 from adapters.logs import state_change
-from adapters.store import RequestRow, utcnow
+from adapters.store import RequestRow, State, utcnow
 from handlers.context import StepContext
 from handlers.results import result
 from schemas.events import campaign_failed
@@ -60,13 +60,13 @@ def _working_on(ctx: StepContext, row: RequestRow) -> bool:
 
 
 def _settle_row(ctx: StepContext, conn, row: RequestRow) -> None:
-    if row.state == "reporting":
+    if row.state == State.REPORTING:
         ctx.store.settle(
             conn,
             row.request_id,
-            from_states=("reporting",),
+            from_states=(State.REPORTING,),
             owner=row.owner,
-            changes={"state": "created", "owner": None},
+            changes={"state": State.CREATED, "owner": None},
         )
         state_change(log, "report released", request_id=row.request_id, campaign_id=row.campaign_id)
         return
@@ -80,9 +80,9 @@ def _settle_row(ctx: StepContext, conn, row: RequestRow) -> None:
     ctx.store.settle(
         conn,
         row.request_id,
-        from_states=("sending",),
+        from_states=(State.SENDING,),
         owner=row.owner,
-        changes={"state": "failed", "outcome": "unknown", "owner": None},
+        changes={"state": State.FAILED, "outcome": "unknown", "owner": None},
     )
     ctx.store.add_event(
         conn, result(ctx.settings, event, correlation_id=row.correlation_id, reply_to=row.reply_to)

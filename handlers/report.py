@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from adapters import error_reporting
 from adapters.logs import state_change
 from adapters.platform_client import AuthFailed, ReportFailed, ReportFetched, ReportOutcome
-from adapters.store import RequestRow, SettleConflict, utcnow
+from adapters.store import RequestRow, SettleConflict, State, utcnow
 from handlers.context import StepContext
 from handlers.report_building import (
     ReportTooLarge,
@@ -118,7 +118,7 @@ def report_next(ctx: StepContext) -> bool:
     return True
 
 
-def run_report(ctx: StepContext, job: ReportJob) -> str:
+def run_report(ctx: StepContext, job: ReportJob) -> State:
     """Fetch and settle one claimed report; the state it ends in (reported, created,
     report_failed)."""
     state_change(
@@ -135,10 +135,10 @@ def run_report(ctx: StepContext, job: ReportJob) -> str:
             except ValueError as exc:  # the platform's answer is not a report
                 return _not_fetched(ctx, job, 200, str(exc), None)
             try:
-                store_report(ctx, job, report, from_states=("reporting",), owner=ctx.owner)
+                store_report(ctx, job, report, from_states=(State.REPORTING,), owner=ctx.owner)
             except ReportTooLarge as exc:
                 return _report_failed(ctx, job, None, str(exc))
-            return "reported"
+            return State.REPORTED
         case AuthFailed(status=status, message=message):
             if ctx.gate.refused():
                 error_reporting.capture_auth_pause(status=status, message=message)
@@ -238,12 +238,12 @@ def _queue_report(ctx, job: ReportJob, report, from_states, owner) -> StoredRepo
                 job.request_id,
                 from_states=from_states,
                 owner=owner,
-                changes={"state": "reported", "owner": None},
+                changes={"state": State.REPORTED, "owner": None},
             )
     return StoredReport(parts=parts, rows=len(report.rows), missing=missing)
 
 
-def _not_fetched(ctx, job, status, message, retry_after, *, counts=True) -> str:
+def _not_fetched(ctx, job, status, message, retry_after, *, counts=True) -> State:
     """Try again later, or give up once the retry budget after the due time is spent."""
     budget = RetryBudget(
         dt.timedelta(hours=ctx.settings.report_retry_hours), max_delay=MAX_RETRY_DELAY_SECONDS
@@ -255,7 +255,7 @@ def _not_fetched(ctx, job, status, message, retry_after, *, counts=True) -> str:
     if when is None:
         return _report_failed(ctx, job, status, message)
     with ctx.store.transaction() as conn:
-        _settle(ctx, conn, job, {"state": "created", "owner": None, "next_attempt_at": when})
+        _settle(ctx, conn, job, {"state": State.CREATED, "owner": None, "next_attempt_at": when})
     state_change(
         log,
         "report retry scheduled",
@@ -266,10 +266,10 @@ def _not_fetched(ctx, job, status, message, retry_after, *, counts=True) -> str:
         next_attempt_at=when.isoformat(),
         reason=message[:200],
     )
-    return "created"
+    return State.CREATED
 
 
-def _report_failed(ctx, job, status, message) -> str:
+def _report_failed(ctx, job, status, message) -> State:
     event = campaign_report_failed(
         request_id=job.request_id,
         campaign_id=job.campaign_id,
@@ -282,7 +282,7 @@ def _report_failed(ctx, job, status, message) -> str:
             conn,
             result(ctx.settings, event, correlation_id=job.correlation_id, reply_to=job.reply_to),
         )
-        _settle(ctx, conn, job, {"state": "report_failed", "owner": None})
+        _settle(ctx, conn, job, {"state": State.REPORT_FAILED, "owner": None})
     ctx.outbox_ready.set()
     state_change(
         log,
@@ -295,11 +295,11 @@ def _report_failed(ctx, job, status, message) -> str:
     error_reporting.capture_failed(
         request_id=job.request_id, outcome="report_failed", status=status, message=message
     )
-    return "report_failed"
+    return State.REPORT_FAILED
 
 
 def _settle(ctx, conn, job: ReportJob, changes) -> None:
     """Move on the row this worker claimed (``reporting``, owned by it)."""
     ctx.store.settle(
-        conn, job.request_id, from_states=("reporting",), owner=ctx.owner, changes=changes
+        conn, job.request_id, from_states=(State.REPORTING,), owner=ctx.owner, changes=changes
     )

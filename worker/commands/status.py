@@ -6,7 +6,7 @@ import argparse
 import datetime as dt
 
 from adapters.config import Settings
-from adapters.store import RequestRow, Store, open_store
+from adapters.store import RequestRow, State, Store, open_store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +36,7 @@ def print_status(settings: Settings, request_id: str) -> int:
 def _print_request(store: Store, row: RequestRow) -> None:
     request_id = row.request_id
     details = store.request_details(request_id)
-    retrying_report = row.state == "created" and row.report_attempts > 0
+    retrying_report = row.state == State.CREATED and row.report_attempts > 0
     print(f"request {request_id}")
     for label, value in (
         ("state", row.state),
@@ -46,7 +46,7 @@ def _print_request(store: Store, row: RequestRow) -> None:
         ("phones accepted", len(details["contacts"])),
         ("phones rejected", len(details["phones_rejected"])),
         ("attempts", row.attempts),
-        ("next attempt", _time(row.next_attempt_at) if row.state == "retry" else None),
+        ("next attempt", _time(row.next_attempt_at) if row.state == State.RETRY else None),
         ("received", _time(row.received_at)),
         ("report due", _time(row.report_due_at)),
         ("report attempts", row.report_attempts or None),
