@@ -26,6 +26,7 @@ from kombu import Connection
 
 from adapters.topology import contract_queue
 from tests.plugins.services import ROOT, Queues, WorkerProcess
+from worker.commands.demo import start_sandbox as start_sandbox_process
 
 RABBITMQ_URL = os.environ.get("BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -73,18 +74,11 @@ class Sandbox:
 
 def start_sandbox() -> Sandbox:
     token = secrets.token_urlsafe(16)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--port", "0"],
-        cwd=ROOT,
-        env={**os.environ, "IS74_API_TOKEN": token},
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    line = process.stdout.readline()  # "is74 sandbox listening on http://127.0.0.1:PORT (...)"
-    if "listening on" not in line:
-        process.kill()
-        raise BenchError(f"the sandbox did not start: {line!r}")
-    return Sandbox(process, line.split("listening on ", 1)[1].split()[0], token)
+    try:
+        process, url = start_sandbox_process(token)
+    except RuntimeError as exc:
+        raise BenchError(str(exc)) from None
+    return Sandbox(process, url, token)
 
 
 class Rig:

@@ -1,8 +1,14 @@
-"""Creating the tables, and bringing a store made by an older callbridge up to date."""
+"""Creating the tables, and bringing a store made by an older callbridge up to date.
+
+New tables come from ``metadata.create_all``; a change to a table an older callbridge made is a
+step here, numbered by the schema version it brings the store to, run in order in the same
+transaction as the rest of the set-up.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -20,43 +26,56 @@ class Migrations(Database):
         with self.transaction() as conn:
             if self.dialect == "postgresql":
                 conn.execute(sa.text(_DDL_LOCK))
-            metadata.create_all(conn)
-            for index in requests_table.indexes:  # added to tables made by an older callbridge
-                index.create(conn, checkfirst=True)
-            found = conn.execute(
-                sa.select(schema_meta.c.value).where(schema_meta.c.key == "schema_version")
-            ).scalar()
-            if found is None:
-                conn.execute(
-                    schema_meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
-                )
-            elif int(found) > SCHEMA_VERSION:
+            found = _version(conn)
+            if found is not None and found > SCHEMA_VERSION:
                 raise RuntimeError(
                     f"the database has schema version {found}, newer than this callbridge "
                     f"({SCHEMA_VERSION}): upgrade callbridge"
                 )
-            elif int(found) < SCHEMA_VERSION:
-                _migrate(conn, int(found))
-
-
-def _migrate(conn: Connection, version: int) -> None:
-    """Bring a store made by an older callbridge to ``SCHEMA_VERSION``, one step at a time."""
-    if version < 2:
-        # 2: the count of accepted phones is kept, so creating a campaign needs no second read.
-        conn.execute(sa.text("ALTER TABLE callbridge_requests ADD COLUMN phones_accepted INTEGER"))
-        rows = conn.execute(
-            sa.select(requests_table.c.request_id, requests_table.c.contacts).where(
-                requests_table.c.contacts.is_not(None)
-            )
-        ).all()
-        for request_id, contacts in rows:
+            metadata.create_all(conn)
+            if found is None:
+                conn.execute(
+                    schema_meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
+                )
+                return
+            for version in range(found + 1, SCHEMA_VERSION + 1):
+                STEPS[version](conn)
+            for table in metadata.sorted_tables:  # indexes added to tables an older one made
+                for index in table.indexes:
+                    index.create(conn, checkfirst=True)
             conn.execute(
-                requests_table.update()
-                .where(requests_table.c.request_id == request_id)
-                .values(phones_accepted=len(json.loads(contacts)))
+                schema_meta.update()
+                .where(schema_meta.c.key == "schema_version")
+                .values(value=str(SCHEMA_VERSION))
             )
-    conn.execute(
-        schema_meta.update()
-        .where(schema_meta.c.key == "schema_version")
-        .values(value=str(SCHEMA_VERSION))
-    )
+
+
+def _version(conn: Connection) -> int | None:
+    if not sa.inspect(conn).has_table(schema_meta.name):
+        return None
+    found = conn.execute(
+        sa.select(schema_meta.c.value).where(schema_meta.c.key == "schema_version")
+    ).scalar()
+    return None if found is None else int(found)
+
+
+def _count_accepted_phones(conn: Connection) -> None:
+    """2: the count of accepted phones is kept, so creating a campaign needs no second read."""
+    conn.execute(sa.text("ALTER TABLE callbridge_requests ADD COLUMN phones_accepted INTEGER"))
+    rows = conn.execute(
+        sa.select(requests_table.c.request_id, requests_table.c.contacts).where(
+            requests_table.c.contacts.is_not(None)
+        )
+    ).all()
+    for request_id, contacts in rows:
+        conn.execute(
+            requests_table.update()
+            .where(requests_table.c.request_id == request_id)
+            .values(phones_accepted=len(json.loads(contacts)))
+        )
+
+
+# version -> the step that brings a store of the version before it there.
+STEPS: dict[int, Callable[[Connection], None]] = {
+    2: _count_accepted_phones,
+}

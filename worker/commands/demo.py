@@ -45,7 +45,7 @@ def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
 def run_demo(settings: Settings, *, phones: int, timeout: float) -> int:
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     DEMO_DIR.mkdir(parents=True)
-    sandbox, sandbox_url = _start_sandbox()
+    sandbox, sandbox_url = start_sandbox(DEMO_TOKEN, "--report-missing-every", "3")
     env = _worker_env(settings, sandbox_url)
     demo_settings = load_settings(env)
     log_path = DEMO_DIR / "worker.log"
@@ -80,11 +80,11 @@ def run_demo(settings: Settings, *, phones: int, timeout: float) -> int:
     return 0 if finished and code == 0 else 1
 
 
-def _start_sandbox() -> tuple[subprocess.Popen, str]:
+def start_sandbox(token: str, *options: str) -> tuple[subprocess.Popen, str]:
     """``python -m sandbox`` on a free port; the process and the URL it announced."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--port", "0", "--report-missing-every", "3"],
-        env={**os.environ, "IS74_API_TOKEN": DEMO_TOKEN},
+        [sys.executable, "-m", "sandbox", "--port", "0", *options],
+        env={**os.environ, "IS74_API_TOKEN": token},
         stdout=subprocess.PIPE,
         text=True,
     )
