@@ -27,12 +27,11 @@ POSTGRES_URL = os.environ.get(
 )
 
 
-def database_url(name: str, *, driver: str = "psycopg") -> str:
-    """The URL of database ``name`` beside ``POSTGRES_URL``'s: same server and login; with a
-    ``driver``, in SQLAlchemy's form (``postgresql+psycopg://``) as ``DATABASE_URL`` takes it."""
+def database_url(name: str) -> str:
+    """The URL of database ``name`` beside ``POSTGRES_URL``'s (same server and login), in the
+    form ``DATABASE_URL`` takes (SQLAlchemy's, with the psycopg 3 driver)."""
     parts = urlsplit(POSTGRES_URL)
-    scheme = f"postgresql+{driver}" if driver else "postgresql"
-    return urlunsplit((scheme, parts.netloc, f"/{name}", parts.query, ""))
+    return urlunsplit(("postgresql+psycopg", parts.netloc, f"/{name}", parts.query, ""))
 
 
 def _where(url: str) -> str:
