@@ -14,7 +14,7 @@ ERROR log lines do not become events (they would duplicate the captures above); 
 line at INFO or above is kept as a breadcrumb instead.
 
 ``include_local_variables`` stays on, because stack locals are what makes a report useful, so
-``scrub_event`` walks every part of every event with ``worker.logs.redact_value``: values under
+``scrub_event`` walks every part of every event with ``adapters.logs.redact_value``: values under
 sensitive keys (``add_data``, ``phones``, ``body``, ``data``, headers, tokens...) are dropped, and
 every other string — keys included — has its phones, add_data objects and secrets redacted.
 Its limit: an add_data value copied into a variable with an innocent name (``name = ...``) is

@@ -88,8 +88,8 @@ def _known(value: str, allowed: tuple[str, ...], what: str) -> str:
     return value
 
 
-def start_metrics_server(port: int, *, stats: Stats) -> None:
-    """Serve /metrics on ``port`` (all interfaces) from a daemon thread.
+def start_metrics_server(port: int, *, stats: Stats) -> int:
+    """Serve /metrics on ``port`` (all interfaces; 0: a free one) from a daemon thread; the port.
 
     Each call gets its own registry holding the shared counters, the process collectors and a
     gauge collector over ``stats``, so starting a second server (tests, CLI) never clashes.
@@ -101,7 +101,8 @@ def start_metrics_server(port: int, *, stats: Stats) -> None:
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
     registry.register(StatsCollector(stats))
-    start_http_server(port, registry=registry)
+    server, _thread = start_http_server(port, registry=registry)
+    return server.server_port
 
 
 class StatsCollector:

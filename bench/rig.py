@@ -26,12 +26,9 @@ from kombu import Connection
 
 from adapters.topology import contract_queue
 from tests.plugins.services import ROOT, Queues, WorkerProcess
+from tests.service_urls import POSTGRES_URL, RABBITMQ_URL, database_url
 from worker.commands.demo import start_sandbox as start_sandbox_process
 
-RABBITMQ_URL = os.environ.get("BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
-POSTGRES_ADMIN_URL = os.environ.get(
-    "BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 # How often the depth of a results queue is read while a burst is being worked off.
 DEPTH_POLL_SECONDS = 0.01
 STARTUP_TIMEOUT_SECONDS = 60.0
@@ -137,7 +134,7 @@ class Rig:
         except Exception as exc:  # any failure means the same: not there
             raise BenchError(f"RabbitMQ is not reachable at {self.broker_url}: {exc}") from None
         try:
-            psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=5).close()
+            psycopg.connect(POSTGRES_URL, connect_timeout=5).close()
         except Exception as exc:
             raise BenchError(f"PostgreSQL is not reachable: {exc}") from None
 
@@ -162,13 +159,10 @@ class Scenario:
     def postgres_url(self) -> str:
         """A fresh PostgreSQL database, dropped when the scenario ends."""
         name = f"callbridge_bench_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE "{name}"')
         self._databases.append(name)
-        base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace(
-            "postgresql://", "postgresql+psycopg://"
-        )
-        return f"{base}/{name}"
+        return database_url(name)
 
     def env(self, **more: str) -> dict[str, str]:
         """The environment of a process of this scenario: its queues and the sandbox."""
@@ -239,7 +233,7 @@ class Scenario:
         for profiler in self._profilers:
             profiler.wait(60)  # it writes its file once the worker has gone
         for name in self._databases:
-            with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -62,11 +62,16 @@ class StoredCampaign:
 
 @dataclass(frozen=True)
 class ReceivedRequest:
-    """One request as the sandbox received it; ``status`` None when it hung up instead."""
+    """One request as the sandbox received it; ``status`` None when it hung up instead.
+
+    ``received_at`` is when it arrived (seconds since the epoch, before its body was read), so
+    that a test can tell how long a client waited between two calls.
+    """
 
     method: str
     path: str
     status: int | None
+    received_at: float
 
 
 def json_answer(status: int, payload: object) -> Answer:
@@ -81,10 +86,18 @@ def load_json(raw: bytes) -> object:
 class PlatformApi:
     """The platform's two endpoints plus the ``/_sandbox/`` controls, over shared state."""
 
-    def __init__(self, *, token: str, first_campaign_id: int = FIRST_CAMPAIGN_ID, **options: Any):
+    def __init__(
+        self,
+        *,
+        token: str,
+        auth_header: str = "Authorization",
+        first_campaign_id: int = FIRST_CAMPAIGN_ID,
+        **options: Any,
+    ):
         if not token:
             raise ValueError("the sandbox needs a token")
         self._token = token.encode()
+        self._auth_header = auth_header
         self._lock = threading.Lock()
         self._ids = itertools.count(first_campaign_id)
         self._campaigns: dict[int, StoredCampaign] = {}
@@ -127,9 +140,9 @@ class PlatformApi:
         with self._lock:
             return list(self._received)
 
-    def record(self, method: str, path: str, status: int | None) -> None:
+    def record(self, method: str, path: str, status: int | None, received_at: float) -> None:
         with self._lock:
-            self._received.append(ReceivedRequest(method, path, status))
+            self._received.append(ReceivedRequest(method, path, status, received_at))
 
     def set_token(self, token: str) -> None:
         """Accept another token from now on: a platform re-issuing or re-enabling a token."""
@@ -209,7 +222,7 @@ class PlatformApi:
         self, headers: Mapping[str, str], raw: bytes, errors_of: Callable[[object], Errors]
     ) -> tuple[Any, Answer | None]:
         """The decoded body, or the answer refusing it: 401, 415, 400 or 422, in that order."""
-        if not self._authorised(headers.get("Authorization")):
+        if not self._authorised(headers.get(self._auth_header)):
             return None, json_answer(401, {"message": "Unauthenticated."})
         if headers.get("Content-Type", "").split(";")[0].strip().lower() != "application/json":
             return None, json_answer(415, {"message": "Content-Type must be application/json"})

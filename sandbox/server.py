@@ -6,7 +6,8 @@ connection is reused, as it would be against the real platform.
     POST /api/campaigns                          create a campaign
     POST /api/analytics/{project_id}/report      its dialog results
     GET  /_sandbox/campaigns                     the campaigns created (no auth)
-    GET  /_sandbox/requests                      the requests received: method, path, status
+    GET  /_sandbox/requests                      the requests received: method, path, status,
+                                                 received_at (seconds since the epoch)
     GET  /_sandbox/faults                        the options in force and the pending faults
     POST /_sandbox/faults                        change options: {"create_faults": ["503"], ...}
     POST /_sandbox/reset                         forget everything, restore the start options
@@ -48,7 +49,8 @@ class SandboxServer:
 
     ``options`` are those of the control endpoint ``POST /_sandbox/faults``: ``latency``,
     ``create_faults``, ``report_faults``, ``report_missing_every``, ``report_rows_per_phone``,
-    ``report_phone_format`` and ``report_phone_field``; a bad one raises ValueError here.
+    ``report_phone_format`` and ``report_phone_field``; a bad one raises ValueError here. And
+    ``auth_header``: the header that must carry ``Bearer <token>`` (``Authorization``).
     """
 
     def __init__(
@@ -162,6 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve()
 
     def _serve(self) -> None:
+        received_at = time.time()
         path = self.path.split("?", 1)[0]
         try:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -169,7 +172,7 @@ class _Handler(BaseHTTPRequestHandler):
             answer = json_answer(400, {"message": "bad Content-Length"})
         else:
             answer = self._route(path, raw)
-        self.server.api.record(self.command, path, answer.status)
+        self.server.api.record(self.command, path, answer.status, received_at)
         log.info("%s %s -> %s", self.command, path, answer.status or "hung up")
         if answer.delay:
             time.sleep(answer.delay)

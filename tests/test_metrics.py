@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from adapters import metrics
-from tests.plugins.services import free_port, scrape_metrics
+from tests.plugins.services import scrape_metrics
 
 FIGURES = {
     "outbox_backlog": 3,
@@ -39,8 +39,7 @@ class Stats:
 def server() -> tuple[Stats, Callable[[], Samples]]:
     """One metrics server for the module, and a function that scrapes it."""
     stats = Stats()
-    port = free_port()
-    metrics.start_metrics_server(port, stats=stats)
+    port = metrics.start_metrics_server(0, stats=stats)
 
     return stats, functools.partial(scrape_metrics, port)
 
@@ -159,8 +158,7 @@ def test_a_label_typo_fails_loudly(call: Callable[[], None]) -> None:
 
 
 def test_two_servers_in_one_process_do_not_clash(server: Any) -> None:
-    port = free_port()
-    metrics.start_metrics_server(port, stats=lambda: {**FIGURES, "reports_due": 7})
+    port = metrics.start_metrics_server(0, stats=lambda: {**FIGURES, "reports_due": 7})
     text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=(2, 5)).text
     assert "callbridge_reports_due 7.0" in text
     assert "callbridge_requests_total" in text

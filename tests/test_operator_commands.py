@@ -8,7 +8,6 @@ import datetime as dt
 import json
 import subprocess
 import threading
-import time
 
 import pytest
 import sqlalchemy as sa
@@ -24,11 +23,10 @@ from handlers.accept import accept
 from handlers.health import Health, Limits, assess
 from handlers.relay import Relay
 from tests.builders import call_request, publish
-from tests.plugins.services import callbridge
+from tests.plugins.services import callbridge, wait_until_at_rest
+from tests.waiting import eventually
 from worker.cli import main
 from worker.commands.dead_letters import list_dead_letters, replay_dead_letters
-
-pytestmark = [pytest.mark.rabbitmq]
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -46,11 +44,19 @@ def depth(url: str, queue: str) -> int:
         return connection.default_channel.queue_declare(queue, passive=True).message_count
 
 
-def wait_for_depth(url: str, queue: str, count: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while (found := depth(url, queue)) != count:
-        assert time.monotonic() < deadline, f"{queue} holds {found} messages, not {count}"
-        time.sleep(0.1)
+def wait_for_depth(url: str, queue: str, count: int) -> None:
+    eventually(
+        lambda: depth(url, queue) == count, interval=0.1, what=f"{count} messages on {queue}"
+    )
+
+
+def eventually_exits(env: dict[str, str], code: int, *args: str) -> subprocess.CompletedProcess:
+    """``callbridge ARGS``, run again until it exits with ``code``: what it shows then."""
+    return eventually(
+        lambda: (result := cli(env, *args)).returncode == code and result,
+        interval=0.2,
+        what=f"callbridge {' '.join(args)} to exit {code}",
+    )
 
 
 @pytest.fixture
@@ -124,9 +130,7 @@ def test_health_is_ok_while_a_worker_beats_and_says_why_not_once_it_died(
         assert f"pid {worker.pid}) beat" in alive.stdout
 
     worker.kill()
-    time.sleep(1.5)
-    dead = cli(environment, "health", "--max-heartbeat-age", "1")
-    assert dead.returncode == 1
+    dead = eventually_exits(environment, 1, "health", "--max-heartbeat-age", "1")
     assert one_line(dead).startswith("unhealthy: newest heartbeat on this database is ")
     assert f"pid {worker.pid}" in dead.stdout
 
@@ -138,10 +142,8 @@ def test_health_fails_while_requests_wait_behind_a_refused_token(
     worker = start_worker(environment)
     publish(rabbitmq_url, queues.requests, call_request("health-paused"))
     worker.wait_for_log('"paused"')
-    time.sleep(1.5)
+    late = eventually_exits(environment, 1, "health", "--max-due-age", "1")
     assert cli(environment, "health").returncode == 0, "600 s is the default limit"
-    late = cli(environment, "health", "--max-due-age", "1")
-    assert late.returncode == 1
     assert "unhealthy: 1 request(s) due for creation, the longest waiting" in one_line(late)
 
 
@@ -152,9 +154,7 @@ def test_health_fails_while_the_outbox_cannot_be_published(
     worker = start_worker(environment)
     publish(rabbitmq_url, queues.requests, call_request("health-full"), reply_to=full_reply_queue)
     worker.wait_for_log('"created"')
-    time.sleep(1.5)
-    stuck = cli(environment, "health", "--max-outbox-age", "1")
-    assert stuck.returncode == 1
+    stuck = eventually_exits(environment, 1, "health", "--max-outbox-age", "1")
     assert "unhealthy: 1 event(s) unpublished, the oldest for" in one_line(stuck)
 
 
@@ -287,34 +287,40 @@ def test_resolve_with_the_campaign_id_publishes_created_without_a_worker(
     sandbox = make_sandbox(create_faults=["drop-after-create"])
     environment = env(sandbox)
     worker = start_worker(environment)
-    publish(rabbitmq_url, queues.requests, call_request("unknown-1"), correlation_id="c-1")
-    publish(rabbitmq_url, queues.requests, call_request("created-1"))
+    for request_id in ("twin-a", "twin-b"):
+        body = call_request(request_id, name=f"CRM {request_id}")
+        publish(rabbitmq_url, queues.requests, body, correlation_id=f"c-{request_id}")
     results_reader.wait_for(lambda events: len(events) == 2)
     assert worker.terminate() == 0
-    lost, made = sandbox.campaigns  # the platform made both; one answer never came back
-    failed = next(e for e in results_reader.bodies() if e["request_id"] == "unknown-1")
-    assert (failed["type"], failed["outcome"]) == ("campaign.failed", "unknown")
+    # The platform made both; the answer to whichever POST came first never came back.
+    (failed,) = [e for e in results_reader.bodies() if e["type"] == "campaign.failed"]
+    (made_event,) = [e for e in results_reader.bodies() if e["type"] == "campaign.created"]
+    assert failed["outcome"] == "unknown"
+    unknown, known = failed["request_id"], made_event["request_id"]
+    campaign_of = {c.body["campaign"]["name"].removeprefix("CRM "): c for c in sandbox.campaigns}
+    lost, made = campaign_of[unknown], campaign_of[known]
+    assert made_event["campaign_id"] == made.id
 
-    taken = cli(environment, "resolve", "unknown-1", "--campaign-id", str(made.id))
+    taken = cli(environment, "resolve", unknown, "--campaign-id", str(made.id))
     assert taken.returncode == 1
-    assert f"campaign {made.id} belongs to request created-1 already" in taken.stderr
+    assert f"campaign {made.id} belongs to request {known} already" in taken.stderr
 
-    resolved = cli(environment, "resolve", "unknown-1", "--campaign-id", str(lost.id))
+    resolved = cli(environment, "resolve", unknown, "--campaign-id", str(lost.id))
     assert resolved.returncode == 0, resolved.stderr
-    assert f"request unknown-1: resolved as created, campaign {lost.id}" in resolved.stdout
-    assert "published unknown-1:campaign.created" in resolved.stdout
+    assert f"request {unknown}: resolved as created, campaign {lost.id}" in resolved.stdout
+    assert f"published {unknown}:campaign.created" in resolved.stdout
     events = results_reader.wait_for(lambda events: len(events) == 3)
     created = events[-1]
     assert created["type"] == "campaign.created"
-    assert created["event_id"] == "unknown-1:campaign.created"
+    assert created["event_id"] == f"{unknown}:campaign.created"
     assert (created["campaign_id"], created["phones_accepted"]) == (lost.id, 2)
-    assert results_reader.seen[-1][1]["correlation_id"] == "c-1"
+    assert results_reader.seen[-1][1]["correlation_id"] == f"c-{unknown}"
 
-    status = cli(environment, "status", "unknown-1").stdout
+    status = cli(environment, "status", unknown).stdout
     assert "state:           created" in status and "report due:" in status
-    again = cli(environment, "resolve", "unknown-1", "--resend")
+    again = cli(environment, "resolve", unknown, "--resend")
     assert again.returncode == 1
-    assert "request unknown-1 is created (outcome created): only a failed request" in again.stderr
+    assert f"request {unknown} is created (outcome created): only a failed request" in again.stderr
     assert cli(environment, "resolve", "never-seen", "--resend").returncode == 1
 
 
@@ -342,11 +348,8 @@ def test_resolve_resend_lets_a_worker_try_again_and_a_second_failure_stays_quiet
 
     sandbox.set_faults(create_faults=["422"])
     assert cli(environment, "resolve", "resend-refused", "--resend").returncode == 0
-    deadline = time.monotonic() + 30
-    while "outcome:         not_created" not in cli(environment, "status", "resend-refused").stdout:
-        assert time.monotonic() < deadline, "the resent request was never settled"
-        time.sleep(0.2)
-    time.sleep(1)
+    wait_until_at_rest(sqlite_url)  # the worker took it again, and settled it
+    assert "outcome:         not_created" in cli(environment, "status", "resend-refused").stdout
     assert results_reader.poll() == [], "the CRM holds resend-refused:campaign.failed already"
     refused_again = cli(environment, "resolve", "resend-refused", "--resend")
     assert refused_again.returncode == 1

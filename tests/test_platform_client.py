@@ -135,12 +135,8 @@ def test_a_broken_connection_after_sending_is_unknown(
     assert "RemoteDisconnected" in outcome.message
 
 
-def test_a_refused_port_is_retry_later(sandbox_token: str, client_for) -> None:
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
-
-    outcome = client_for(f"http://127.0.0.1:{port}", sandbox_token).create_campaign(BODY)
+def test_a_refused_port_is_retry_later(refused_port: int, sandbox_token: str, client_for) -> None:
+    outcome = client_for(f"http://127.0.0.1:{refused_port}", sandbox_token).create_campaign(BODY)
 
     assert isinstance(outcome, RetryLater)
     assert outcome.status is None
@@ -187,13 +183,15 @@ def test_a_wrong_token_is_auth_failed(sandbox: SandboxServer, client_for) -> Non
 
 
 def test_the_auth_header_name_comes_from_settings(
-    sandbox: SandboxServer, sandbox_token: str, client_for
+    make_sandbox, sandbox_token: str, client_for
 ) -> None:
-    outcome = client_for(sandbox.url, sandbox_token, IS74_AUTH_HEADER="X-Api-Key").create_campaign(
-        BODY
-    )
+    sandbox = make_sandbox(auth_header="X-Api-Key")
+    renamed = client_for(sandbox.url, sandbox_token, IS74_AUTH_HEADER="X-Api-Key")
+    default = client_for(sandbox.url, sandbox_token)
 
-    assert isinstance(outcome, AuthFailed)
+    assert isinstance(renamed.create_campaign(BODY), Created)
+    assert isinstance(default.create_campaign(BODY), AuthFailed)
+    assert len(sandbox.campaigns) == 1
 
 
 def test_a_refused_body_is_not_created_with_the_platforms_reasons(

@@ -32,11 +32,10 @@ from adapters.topology import contract_queue
 from handlers.accept import accept
 from sandbox import SandboxServer
 from schemas.platform import format_utc_timestamp
-from tests.builders import ZONE, call_request, e164, publish, window_ending_in
+from tests.builders import call_request, e164, publish, window_ending_in
 from tests.plugins.sandbox import documented_campaign_body
-from tests.plugins.services import QueueReader, WorkerProcess, callbridge
-
-pytestmark = [pytest.mark.rabbitmq]
+from tests.plugins.services import QueueReader, WorkerProcess, as_if_due, callbridge
+from tests.waiting import eventually
 
 MiB = 1024 * 1024
 
@@ -128,7 +127,7 @@ def finished_request(request_id: str, *, phones: int) -> dict:
 def window_end(schedule: dict[str, str]) -> dt.datetime:
     day = dt.date.fromisoformat(schedule["date"])
     end = dt.time.fromisoformat(schedule["end_time"])
-    return dt.datetime.combine(day, end, ZoneInfo(ZONE)).astimezone(dt.UTC)
+    return dt.datetime.combine(day, end, ZoneInfo(schedule["timezone"])).astimezone(dt.UTC)
 
 
 @pytest.mark.slow
@@ -207,7 +206,6 @@ def test_rows_are_tied_to_their_contact_however_the_platform_writes_the_phone(
 
 
 @pytest.mark.slow
-@pytest.mark.postgres
 def test_a_100000_row_report_arrives_in_parts_each_under_the_byte_limit(
     bridge, rabbitmq_url, queues, postgres_url
 ):
@@ -260,17 +258,18 @@ def test_failed_report_calls_are_retried_until_the_report_arrives(bridge, result
 
 
 def test_a_report_failing_past_REPORT_RETRY_HOURS_ends_report_failed_and_can_be_fetched_later(
-    bridge, results_reader
+    bridge, results_reader, sqlite_url
 ):
-    schedule = window_ending_in(0)
-    # The report is due when the window ends (delay 0); give up about 8 seconds from now.
-    retry_hours = ((utcnow() - window_end(schedule)).total_seconds() + 8) / 3600
-    deployment = bridge(
-        sandbox={"report_faults": ["503"] * 100}, REPORT_RETRY_HOURS=f"{retry_hours:.6f}"
-    )
-    body = call_request("e2e-gave-up", phones=2, schedule=schedule, report={"delay_minutes": 0})
+    deployment = bridge(sandbox={"report_faults": ["503"] * 100}, REPORT_RETRY_HOURS="1")
+    body = finished_request("e2e-gave-up", phones=2)
     deployment.accept_earlier(body)
     deployment.worker()
+    eventually(
+        lambda: len(analytics_statuses(deployment.sandbox)) >= 3,
+        what="three failed report calls, retried with backoff",
+    )
+    # An hour passes: the report has been due for longer than REPORT_RETRY_HOURS.
+    as_if_due(sqlite_url, "e2e-gave-up", window_ended_ago=dt.timedelta(hours=1, minutes=1))
 
     events = results_reader.wait_for(lambda events: of_type(events, "campaign.report_failed"))
     (created,) = of_type(events, "campaign.created")
@@ -278,7 +277,6 @@ def test_a_report_failing_past_REPORT_RETRY_HOURS_ends_report_failed_and_can_be_
     assert failed["event_id"] == "e2e-gave-up:campaign.report_failed"
     assert failed["campaign_id"] == created["campaign_id"]
     assert failed["error"]["status"] == 503
-    assert len(analytics_statuses(deployment.sandbox)) >= 3  # retried, with backoff
     assert set(analytics_statuses(deployment.sandbox)) == {503}
     assert of_type(events, "campaign.report") == []
 

@@ -526,6 +526,7 @@ def test_bad_options_are_refused(sandbox_token: str, options: dict, words: str) 
 def test_control_endpoints_show_set_and_reset(make_sandbox, sandbox_token: str) -> None:
     sandbox = make_sandbox(create_faults=["503"])
     client = Client(sandbox, sandbox_token)
+    started = time.time()
     assert client.create(documented_campaign_body()).status_code == 503
     campaign_id = created_id(client.create(documented_campaign_body()))
 
@@ -542,10 +543,13 @@ def test_control_endpoints_show_set_and_reset(make_sandbox, sandbox_token: str) 
     assert client.control("POST", "faults", ["drop"]).status_code == 422
 
     received = client.control("GET", "requests").json()
-    assert received[:2] == [
+    assert [{k: v for k, v in r.items() if k != "received_at"} for r in received[:2]] == [
         {"method": "POST", "path": "/api/campaigns", "status": 503},
         {"method": "POST", "path": "/api/campaigns", "status": 200},
     ]
+    arrivals = [r["received_at"] for r in received]
+    assert arrivals == sorted(arrivals)
+    assert started <= arrivals[0] and arrivals[-1] <= time.time()
 
     assert client.control("POST", "reset").json()["create_faults"] == ["503"]
     assert sandbox.campaigns == []

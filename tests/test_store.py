@@ -13,10 +13,9 @@ from adapters.store import Event, NewRequest, SettleConflict, Store, open_store,
 from adapters.store.tables import SCHEMA_VERSION, schema_meta
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request) -> Store:
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
-    store = open_store(url, pool_size=8)
+@pytest.fixture
+def store(store_url: str) -> Store:
+    store = open_store(store_url, pool_size=8)
     store.create_schema()
     yield store
     store.engine.dispose()
