@@ -10,19 +10,25 @@ second — enough for a laptop, not for production.
 from __future__ import annotations
 
 import dataclasses
-import pathlib
-import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
 from kombu import Connection
+from kombu.exceptions import OperationalError
 from kombu.transport.base import Message
 
-from adapters.config import Settings
+from adapters.config import ConfigError, Settings, describe_broker, embedded_broker_folder
 
 HEARTBEAT_SECONDS = 30
 CONFIRM_TIMEOUT_SECONDS = 15.0
 CONNECT_TIMEOUT_SECONDS = 10.0
+# A command gives up on an unreachable broker after one more try, a second later: an operator
+# waiting on a typo learns of it at once.
+COMMAND_CONNECT_RETRIES = 1
+
+
+class BrokerUnreachable(ConfigError):
+    """No connection to ``BROKER_URL`` could be made; the message names the broker."""
 
 
 def is_embedded(broker_url: str) -> bool:
@@ -33,7 +39,7 @@ def connect(settings: Settings) -> Connection:
     """A (lazy) kombu connection to ``BROKER_URL``; call ``ensure_connection`` to open it."""
     url = settings.broker_url
     if is_embedded(url):
-        folder = embedded_folder(url)
+        folder = embedded_broker_folder(url)
         folder.mkdir(parents=True, exist_ok=True)
         return Connection(
             "filesystem://localhost/",
@@ -52,11 +58,17 @@ def connect(settings: Settings) -> Connection:
     )
 
 
-def embedded_folder(broker_url: str) -> pathlib.Path:
-    """``filesystem:///var/broker`` is ``var/broker`` under the working directory;
-    ``filesystem:////srv/broker`` is the absolute ``/srv/broker``."""
-    path = urllib.parse.urlparse(broker_url).path
-    return pathlib.Path(path[1:] if path.startswith("/") else path or "var/broker")
+def ensure_connected(connection: Connection, settings: Settings) -> Connection:
+    """Open a command's connection, or BrokerUnreachable naming the broker and why."""
+    try:
+        return connection.ensure_connection(
+            max_retries=COMMAND_CONNECT_RETRIES, interval_start=1, interval_step=1, interval_max=1
+        )
+    except (OperationalError, *connection.connection_errors) as exc:
+        reason = str(exc).strip() or type(exc).__name__
+        raise BrokerUnreachable(
+            f"BROKER_URL: cannot connect to {describe_broker(settings.broker_url)}: {reason}"
+        ) from None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,7 +32,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnection
 from adapters.config import ConfigError, Settings
 from schemas.platform import read_campaign_id
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("callbridge.platform")
 
 CREATE_PATH = "/api/campaigns"
 REPORT_PATH = "/api/analytics/{project_id}/report"

@@ -222,21 +222,21 @@ def _log_lines(log_text: str) -> list[dict]:
 
 
 def _log_field(log_text: str, event: str, field: str) -> int:
-    return next(line[field] for line in _log_lines(log_text) if line.get("event") == event)
+    return next(line[field] for line in _log_lines(log_text) if line.get("message") == event)
 
 
 def _report_published(log_text: str) -> list[dict]:
     return [
         line
         for line in _log_lines(log_text)
-        if line.get("event") == "event published" and line.get("event_type") == "campaign.report"
+        if line.get("message") == "event published" and line.get("event_type") == "campaign.report"
     ]
 
 
 def _report_seconds(log_text: str) -> float:
     """From the worker's "report due" (just before the analytics call) to its last report part
     "event published", by the log's own millisecond timestamps."""
-    start = next(_ts(line) for line in _log_lines(log_text) if line.get("event") == "report due")
+    start = next(_ts(line) for line in _log_lines(log_text) if line.get("message") == "report due")
     end = max(_ts(line) for line in _report_published(log_text))
     return (end - start).total_seconds()
 

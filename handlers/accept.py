@@ -70,6 +70,15 @@ def decode_body(delivery: Delivery, *, max_bytes: int) -> object:
     return data
 
 
+def problems(
+    delivery: Delivery, *, settings: Settings, now: dt.datetime | None = None
+) -> list[str]:
+    """What intake would refuse in this message, one line per error (``path: message``); none
+    when it would take it. ``callbridge send`` asks before it publishes."""
+    judgement = _judge(delivery, settings, now or utcnow())
+    return error_lines(judgement.errors) if isinstance(judgement, _Rejection) else []
+
+
 def accept(
     delivery: Delivery, *, settings: Settings, store: Store, now: dt.datetime | None = None
 ) -> Verdict:
@@ -248,6 +257,20 @@ def dead_letter(
         properties={key: value for key, value in properties.items() if value is not None},
         request_id=request_id,
     )
+
+
+def error_lines(errors: Mapping[Any, Any], prefix: str = "") -> list[str]:
+    """A marshmallow error tree as lines, ``campaign.schedule.attempts: Must be between 1
+    and 5.``; an error of the whole body (``_schema``) is its message alone."""
+    lines: list[str] = []
+    for key, value in errors.items():
+        path = prefix if key == "_schema" else f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            lines.extend(error_lines(value, path))
+            continue
+        for message in value if isinstance(value, list) else [value]:
+            lines.append(f"{path}: {message}" if path else str(message))
+    return lines
 
 
 def _paths(errors: Mapping[Any, Any], prefix: str = "") -> list[str]:

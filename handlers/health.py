@@ -10,9 +10,15 @@ worker sharing the database writes to, so it needs neither the broker nor a work
   within a second, so an older one means the broker is unreachable or refuses the event;
 - due work: no request has waited more than ``--max-due-age`` past its due time for a step to
   claim it (creation, or the report). Every step thread busy or stuck, or creation paused on a
-  refused token, shows here.
+  refused token, shows here;
+- platform: no worker has gone without a usable answer from the platform (no connection, a
+  timeout, a 5xx or a 429) for more than ``--max-platform-down`` (each worker writes what it saw
+  with its heartbeat: ``handlers.platform_watch``);
+- unknown outcomes: no failed request whose outcome is unknown has waited more than
+  ``--max-unknown-age`` for an operator's ``callbridge resolve``.
 
-The line is ``ok: ...``, or ``unhealthy: ...`` naming every check that failed.
+The line is ``ok: ...``, or ``unhealthy: ...`` naming every check that failed; either way it
+ends with each worker whose platform calls are paused on a refused token.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from adapters.config import Settings
-from adapters.store import PENDING_CREATE, State, open_store, utcnow
+from adapters.store import PENDING_CREATE, State, StoreMissing, open_store, utcnow
+from handlers.reasons import pauses
 
 EXIT_OK = 0
 EXIT_UNHEALTHY = 1
@@ -39,6 +46,8 @@ class Limits:
     heartbeat: float = 30.0
     outbox: float = 120.0
     due: float = 600.0
+    platform_down: float = 300.0
+    unknown: float = 3600.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,23 +62,31 @@ class Health:
 
 def check(settings: Settings, limits: Limits, *, host: str | None = None) -> Health:
     """Read the store's figures and judge them; a store that cannot be read is unhealthy."""
-    store = open_store(settings.database_url, pool_size=1)
+    try:
+        store = open_store(settings.database_url, pool_size=1, must_exist=True)
+    except StoreMissing as exc:
+        return Health(False, f"unhealthy: {exc}")
     now = utcnow()
     try:
         workers = store.workers()
         stats = store.stats(now)
         overdue = store.overdue(now)
+        unknown = store.unknown_outcomes()
     except sa.exc.SQLAlchemyError as exc:
+        said = str(getattr(exc, "orig", None) or type(exc).__name__).strip().splitlines()[0]
         return Health(
             False,
-            f"unhealthy: cannot read the store ({type(exc).__name__}); is DATABASE_URL right, "
-            "and has a worker ever run on it?",
+            f"unhealthy: cannot read the store ({said}); is DATABASE_URL right, and has a "
+            "worker ever run on it?",
         )
     finally:
         store.engine.dispose()
     if host is not None:
         workers = [worker for worker in workers if worker["hostname"] == host]
-    return assess(workers, stats, overdue, limits=limits, now=now, host=host)
+    paused = [f"paused: {line}" for line in pauses(workers, now=now)]
+    return assess(
+        workers, stats, overdue, limits=limits, now=now, host=host, unknown=unknown, notes=paused
+    )
 
 
 def assess(
@@ -80,18 +97,23 @@ def assess(
     limits: Limits,
     now: dt.datetime,
     host: str | None = None,
+    unknown: tuple[int, dt.datetime | None] = (0, None),
+    notes: Sequence[str] = (),
 ) -> Health:
-    """The verdict on the store's figures: every check's finding, failures first."""
+    """The verdict on the store's figures: every failed check's finding (or every finding when
+    none failed), then the ``notes`` (pauses on a refused token)."""
     findings = [
         _heartbeat(workers, limits.heartbeat, now, host),
         _outbox(stats["outbox_backlog"], stats["outbox_oldest_age_seconds"], limits.outbox),
         _due("creation", _merge(overdue, PENDING_CREATE), limits.due, now),
         _due("report", _merge(overdue, (State.CREATED,)), limits.due, now),
+        _platform(workers, limits.platform_down, now),
+        _unknown(*unknown, limits.unknown, now),
     ]
     failed = [text for ok, text in findings if not ok]
     if failed:
-        return Health(False, "unhealthy: " + "; ".join(failed))
-    return Health(True, "ok: " + "; ".join(text for _, text in findings))
+        return Health(False, "unhealthy: " + "; ".join([*failed, *notes]))
+    return Health(True, "ok: " + "; ".join([*(text for _, text in findings), *notes]))
 
 
 def _heartbeat(
@@ -125,6 +147,42 @@ def _due(
     count, earliest = overdue
     age = max((now - earliest).total_seconds(), 0.0)
     text = f"{count} request(s) due for {step}, the longest waiting {age:.0f} s"
+    if age > limit:
+        return False, f"{text} (limit {limit:g} s)"
+    return True, text
+
+
+def _platform(
+    workers: Sequence[Mapping[str, Any]], limit: float, now: dt.datetime
+) -> tuple[bool, str]:
+    """The worker that has gone longest without a usable answer from the platform."""
+    failing = [worker for worker in workers if worker.get("platform_failing_since")]
+    if not failing:
+        answered = [worker["platform_ok_at"] for worker in workers if worker.get("platform_ok_at")]
+        if not answered:
+            return True, "no platform call yet"
+        return True, f"platform answered {max((now - max(answered)).total_seconds(), 0):.0f} s ago"
+    worst = min(failing, key=lambda worker: worker["platform_failing_since"])
+    age = max((now - worst["platform_failing_since"]).total_seconds(), 0.0)
+    text = (
+        f"platform unreachable for {age:.0f} s from worker {worst['worker_key']} "
+        f"(host {worst['hostname']}): {worst.get('platform_error') or 'no answer'}"
+    )
+    if age > limit:
+        return False, f"{text} (limit {limit:g} s)"
+    return True, text
+
+
+def _unknown(
+    count: int, oldest: dt.datetime | None, limit: float, now: dt.datetime
+) -> tuple[bool, str]:
+    if not count or oldest is None:
+        return True, "no unknown outcome"
+    age = max((now - oldest).total_seconds(), 0.0)
+    text = (
+        f"{count} request(s) with an unknown outcome wait for `callbridge resolve`, "
+        f"the oldest for {age:.0f} s"
+    )
     if age > limit:
         return False, f"{text} (limit {limit:g} s)"
     return True, text

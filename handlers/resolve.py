@@ -20,6 +20,7 @@ two operators (or an operator and ``resend``'s worker) cannot both settle one re
 
 from __future__ import annotations
 
+from adapters.campaign_lookup import sandbox_has_campaign
 from adapters.config import Settings
 from adapters.store import RequestRow, SettleConflict, State, Store, utcnow
 from handlers.create import created_outcome
@@ -48,6 +49,18 @@ def resolve_created(settings: Settings, store: Store, request_id: str, campaign_
             conn, result(settings, event, correlation_id=row.correlation_id, reply_to=row.reply_to)
         )
     return event
+
+
+def check_campaign(settings: Settings, campaign_id: int) -> bool:
+    """Whether the platform confirmed that ``campaign_id`` exists; Refused when it said it does
+    not. Only the sandbox can tell: against the real platform this is False (not checked)."""
+    found = sandbox_has_campaign(settings, campaign_id)
+    if found is False:
+        raise Refused(
+            f"campaign {campaign_id} does not exist on the sandbox at {settings.is74_api_url}; "
+            "its log names the campaign of each call it answered"
+        )
+    return found is True
 
 
 def resend(store: Store, request_id: str) -> None:

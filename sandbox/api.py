@@ -32,12 +32,16 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 @dataclass(frozen=True)
 class Answer:
-    """How to answer one HTTP request, and how late; status None: hang up without answering."""
+    """How to answer one HTTP request, and how late; status None: hang up without answering.
+
+    ``campaign_id``: the campaign the call concerned (created, or reported on), for the log.
+    """
 
     status: int | None
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
     delay: float = 0.0
+    campaign_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,8 @@ class StoredCampaign:
 
 @dataclass(frozen=True)
 class ReceivedRequest:
-    """One request as the sandbox received it; ``status`` None when it hung up instead.
+    """One request as the sandbox received it; ``status`` None when it hung up instead;
+    ``campaign_id`` the campaign it created or reported on, if any.
 
     ``received_at`` is when it arrived (seconds since the epoch, before its body was read), so
     that a test can tell how long a client waited between two calls.
@@ -72,6 +77,7 @@ class ReceivedRequest:
     path: str
     status: int | None
     received_at: float
+    campaign_id: int | None = None
 
 
 def json_answer(status: int, payload: object) -> Answer:
@@ -116,9 +122,11 @@ class PlatformApi:
             return _fault_answer(fault, latency)
         answer = self._create(headers, raw)
         if fault is not None and fault.kind == fault_specs.DROP_AFTER_CREATE:
-            answer = Answer(None)
+            answer = Answer(None, campaign_id=answer.campaign_id)
         elif fault is not None and fault.kind == fault_specs.NO_ID and answer.status == 200:
-            answer = json_answer(200, {"campaign": {}})
+            answer = dataclasses.replace(
+                json_answer(200, {"campaign": {}}), campaign_id=answer.campaign_id
+            )
         return dataclasses.replace(answer, delay=latency + (fault.seconds if fault else 0.0))
 
     def report(self, project_id: int, headers: Mapping[str, str], raw: bytes) -> Answer:
@@ -140,9 +148,20 @@ class PlatformApi:
         with self._lock:
             return list(self._received)
 
-    def record(self, method: str, path: str, status: int | None, received_at: float) -> None:
+    def record(
+        self,
+        method: str,
+        path: str,
+        status: int | None,
+        received_at: float,
+        campaign_id: int | None = None,
+    ) -> None:
         with self._lock:
-            self._received.append(ReceivedRequest(method, path, status, received_at))
+            self._received.append(ReceivedRequest(method, path, status, received_at, campaign_id))
+
+    def campaign(self, campaign_id: int) -> StoredCampaign | None:
+        with self._lock:
+            return self._campaigns.get(campaign_id)
 
     def set_token(self, token: str) -> None:
         """Accept another token from now on: a platform re-issuing or re-enabling a token."""
@@ -204,7 +223,8 @@ class PlatformApi:
         with self._lock:
             campaign = StoredCampaign(next(self._ids), body, datetime.now(UTC))
             self._campaigns[campaign.id] = campaign
-        return json_answer(200, {"campaign": {"id": campaign.id}})
+        answer = json_answer(200, {"campaign": {"id": campaign.id}})
+        return dataclasses.replace(answer, campaign_id=campaign.id)
 
     def _report(self, project_id: int, headers: Mapping[str, str], raw: bytes) -> Answer:
         body, refusal = self._read(headers, raw, report_errors)
@@ -215,8 +235,9 @@ class PlatformApi:
             campaign = self._campaigns.get(campaign_id)
             options = self._options.report
         if campaign is None or campaign.project_id != project_id:
-            return json_answer(404, {"message": f"campaign {campaign_id} not found in project"})
-        return Answer(200, report_body(campaign.body, options), _JSON_HEADERS)
+            answer = json_answer(404, {"message": f"campaign {campaign_id} not found in project"})
+            return dataclasses.replace(answer, campaign_id=campaign_id)
+        return Answer(200, report_body(campaign.body, options), _JSON_HEADERS, 0.0, campaign_id)
 
     def _read(
         self, headers: Mapping[str, str], raw: bytes, errors_of: Callable[[object], Errors]

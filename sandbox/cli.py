@@ -1,12 +1,14 @@
 """``callbridge sandbox``: the platform stand-in as a process, for staging, demos and CRM teams.
 
 The token comes from ``--token`` or ``IS74_API_TOKEN`` (the same variable the worker reads, so
-one environment serves both); it is never printed.
+one environment serves both); it is never printed. It says where it listens on stdout, and logs
+each call it answers on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -87,6 +89,11 @@ def run_from_args(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"callbridge sandbox: {exc}", file=sys.stderr)
         return 2
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     try:
         serve_forever(server)
     except OSError as exc:

@@ -1,13 +1,17 @@
 """The sandbox's HTTP side: routes requests to the platform API and carries out its answers.
 
 Stdlib only (``ThreadingHTTPServer``), HTTP/1.1 with keep-alive so a client's pooled
-connection is reused, as it would be against the real platform.
+connection is reused, as it would be against the real platform. Every call is logged (logger
+``callbridge.sandbox``, INFO): method, path, status, and the campaign it created or reported on,
+so that after a ``drop-after-create`` the log names the campaign the client never heard of.
 
     POST /api/campaigns                          create a campaign
     POST /api/analytics/{project_id}/report      its dialog results
     GET  /_sandbox/campaigns                     the campaigns created (no auth)
+    GET  /_sandbox/campaigns/{id}                one of them, or 404
     GET  /_sandbox/requests                      the requests received: method, path, status,
-                                                 received_at (seconds since the epoch)
+                                                 received_at (seconds since the epoch),
+                                                 campaign id
     GET  /_sandbox/faults                        the options in force and the pending faults
     POST /_sandbox/faults                        change options: {"create_faults": ["503"], ...}
     POST /_sandbox/reset                         forget everything, restore the start options
@@ -35,13 +39,14 @@ from sandbox.api import (
     load_json,
 )
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("callbridge.sandbox")
 
 # An idle keep-alive connection is closed after this long, so abandoned clients free their thread.
 IDLE_TIMEOUT_SECONDS = 60.0
 # How quickly ``stop`` is noticed by the serving thread.
 SHUTDOWN_POLL_SECONDS = 0.02
 _REPORT_PATH = re.compile(r"/api/analytics/(?P<project_id>[0-9]{1,18})/report")
+_CAMPAIGN_PATH = re.compile(r"campaigns/(?P<campaign_id>[0-9]{1,18})")
 
 
 class SandboxServer:
@@ -172,8 +177,9 @@ class _Handler(BaseHTTPRequestHandler):
             answer = json_answer(400, {"message": "bad Content-Length"})
         else:
             answer = self._route(path, raw)
-        self.server.api.record(self.command, path, answer.status, received_at)
-        log.info("%s %s -> %s", self.command, path, answer.status or "hung up")
+        self.server.api.record(self.command, path, answer.status, received_at, answer.campaign_id)
+        campaign = "" if answer.campaign_id is None else f" campaign {answer.campaign_id}"
+        log.info("%s %s -> %s%s", self.command, path, answer.status or "hung up", campaign)
         if answer.delay:
             time.sleep(answer.delay)
         if answer.status is None:
@@ -197,6 +203,11 @@ class _Handler(BaseHTTPRequestHandler):
         route = (self.command, name)
         if route == ("GET", "campaigns"):
             return json_answer(200, [campaign.as_json() for campaign in api.campaigns])
+        if self.command == "GET" and (match := _CAMPAIGN_PATH.fullmatch(name)):
+            campaign = api.campaign(int(match["campaign_id"]))
+            if campaign is None:
+                return json_answer(404, {"message": f"no campaign {match['campaign_id']}"})
+            return json_answer(200, campaign.as_json())
         if route == ("GET", "requests"):
             return json_answer(200, [vars(received) for received in api.received])
         if route == ("GET", "faults"):

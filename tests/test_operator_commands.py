@@ -90,7 +90,8 @@ def test_health_judges_each_figure_against_its_limit() -> None:
     quiet = {"outbox_backlog": 0, "outbox_oldest_age_seconds": None}
     assert assess(workers, quiet, {}, limits=Limits(), now=now) == Health(
         True,
-        "ok: worker 7 (host h, pid 9) beat 3.0 s ago; outbox empty; no creation due; no report due",
+        "ok: worker 7 (host h, pid 9) beat 3.0 s ago; outbox empty; no creation due; "
+        "no report due; no platform call yet; no unknown outcome",
     )
     waiting = {"outbox_backlog": 3, "outbox_oldest_age_seconds": 200.0}
     due = {"created": (2, ago(700)), "received": (1, ago(5)), "retry": (4, ago(9))}
@@ -184,14 +185,20 @@ def test_listing_dead_letters_takes_none_of_them(
     first, second = cli(environment, "dead-letters"), cli(environment, "dead-letters")
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout
-    header, *lines, footer = first.stdout.splitlines()
+    header, *shown, footer = first.stdout.splitlines()
     assert header == f"{queues.dead}: 3 message(s)"
     assert footer == "handed back 3 message(s) unchanged"
+    lines = [line for line in shown if not line.startswith("    ")]
     assert [line.split()[0] for line in lines] == ["#1", "#2", "#3"]
     assert f"id=big-1 request_id=- size={len(bodies[0])} " in lines[0]
     assert "over the limit of 4096" in lines[0]
     assert "id=sha256:" in lines[1] and "request_id=dl-invalid" in lines[1]
     assert "breaks the contract" in lines[1]
+    # under its line, each error with its message
+    assert shown[shown.index(lines[1]) + 1] == (
+        "    campaign.schedule.attempts: Must be greater than or equal to 1 and less than or "
+        "equal to 5."
+    )
     assert "body is not JSON" in lines[2]
     assert depth(rabbitmq_url, queues.dead) == 3
     assert dead_letter_reader.wait_for(lambda found: len(found) == 3) == bodies
@@ -230,7 +237,10 @@ def test_replay_sends_back_only_what_the_worker_would_now_take(
     assert rest.returncode == 0, rest.stderr
     lines = rest.stdout.splitlines()
     assert lines[1].startswith("kept #1 id=sha256:")
-    assert "intake would refuse it again: it breaks the contract (in campaign)" in lines[1]
+    assert (
+        "intake would refuse it again: it breaks the contract: campaign.schedule.attempts: "
+        "Must be greater than or equal to 1"
+    ) in lines[1]
     assert lines[2] == (
         "kept #2 id=big-2: request dl-big is known already (created): the worker would drop "
         "the copy as a duplicate"

@@ -304,7 +304,33 @@ def test_report_command_publishes_a_campaigns_report_before_it_is_due_with_no_wo
     assert "is request cli-known's, with scenario_id 951, start_block_id 10, project_id 1" in (
         clash.stderr
     )
-    done = deployment.cli("report", campaign)
+    early = deployment.cli("report", campaign)
+    assert early.returncode == 1
+    assert early.stderr.splitlines()[-1].startswith(
+        f"callbridge report: the report of request cli-known is due at {created['report_due_at']}"
+    )
+    assert "--preview shows it now" in early.stderr
+
+    previewed = deployment.cli("report", campaign, "--preview")
+    assert previewed.returncode == 0, previewed.stderr
+    summary, *entries = previewed.stdout.splitlines()
+    assert summary.startswith(
+        f"campaign {campaign} (request cli-known): 2 rows, 1 missing, would be 1 "
+        "campaign.report part(s) for "
+    )
+    assert summary.endswith("a preview: nothing stored or published")
+    rows = [json.loads(entry.removeprefix("row ")) for entry in entries if entry.startswith("row")]
+    assert sorted((row["phone"], row["external_id"]) for row in rows) == [
+        (f"{e164(n)[:5]}***{e164(n)[-4:]}", f"cli-known-lead-{n}") for n in range(2)
+    ]
+    assert entries[-1] == f'missing {{"phone": "{e164(2)[:5]}***{e164(2)[-4:]}", ' + (
+        '"external_id": "cli-known-lead-2"}'
+    )
+    assert not any(e164(n)[2:] in previewed.stdout for n in range(3)), "a phone shown whole"
+    assert results_reader.poll() == []
+    assert "state:           created" in deployment.cli("status", "cli-known").stdout
+
+    done = deployment.cli("report", campaign, "--now")
     assert done.returncode == 0, done.stderr
     assert f"campaign {campaign} (request cli-known): 2 rows, 1 missing, stored as 1" in done.stdout
     assert f"published to {queues.results}" in done.stdout
@@ -343,6 +369,15 @@ def test_report_command_reports_a_campaign_made_outside_callbridge(
     assert isinstance(made, Created)
     campaign = str(made.campaign_id)
     request_id = f"campaign-{campaign}"
+    database = deployment.settings.database_url
+    nowhere = deployment.cli("report", campaign)
+    assert nowhere.returncode == 2
+    assert nowhere.stderr.splitlines()[-1].startswith(
+        f"callbridge report: DATABASE_URL: no store at {database.removeprefix('sqlite:///')}"
+    )
+    store = open_store(database)  # as a worker would have made it
+    store.create_schema()
+    store.engine.dispose()
 
     unknown = deployment.cli("report", campaign)
     assert unknown.returncode == 2

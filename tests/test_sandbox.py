@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import logging
@@ -16,6 +17,7 @@ import pytest
 import requests
 
 from sandbox import SandboxServer
+from sandbox.api import FIRST_CAMPAIGN_ID
 from sandbox.faults import parse_fault
 from sandbox.reports import CALL_STATUSES, format_phone
 from tests.plugins.sandbox import documented_campaign_body, documented_report_query
@@ -544,12 +546,15 @@ def test_control_endpoints_show_set_and_reset(make_sandbox, sandbox_token: str) 
 
     received = client.control("GET", "requests").json()
     assert [{k: v for k, v in r.items() if k != "received_at"} for r in received[:2]] == [
-        {"method": "POST", "path": "/api/campaigns", "status": 503},
-        {"method": "POST", "path": "/api/campaigns", "status": 200},
+        {"method": "POST", "path": "/api/campaigns", "status": 503, "campaign_id": None},
+        {"method": "POST", "path": "/api/campaigns", "status": 200, "campaign_id": campaign_id},
     ]
     arrivals = [r["received_at"] for r in received]
     assert arrivals == sorted(arrivals)
     assert started <= arrivals[0] and arrivals[-1] <= time.time()
+    assert client.control("GET", f"campaigns/{campaign_id}").json()["id"] == campaign_id
+    missing = client.control("GET", f"campaigns/{campaign_id + 1000}")
+    assert (missing.status_code, missing.headers["Server"].split()[0]) == (404, "is74-sandbox/1")
 
     assert client.control("POST", "reset").json()["create_faults"] == ["503"]
     assert sandbox.campaigns == []
@@ -566,12 +571,13 @@ def test_unknown_paths_are_404(client: Client) -> None:
 def test_the_log_holds_no_phone_and_no_token(
     client: Client, sandbox_token: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="sandbox")
+    caplog.set_level(logging.DEBUG, logger="callbridge.sandbox")
     campaign_id = created_id(client.create(documented_campaign_body(*PHONES)))
     client.report(campaign_id)
     client.create(changed(documented_campaign_body(*PHONES), "phones.1.phone", "89123456790"))
 
-    assert "/api/campaigns -> 200" in caplog.text
+    assert f"POST /api/campaigns -> 200 campaign {campaign_id}" in caplog.text
+    assert f"POST /api/analytics/1/report -> 200 campaign {campaign_id}" in caplog.text
     assert sandbox_token not in caplog.text
     assert "912345679" not in caplog.text
 
@@ -590,24 +596,38 @@ def run_sandbox(*args: str, env: dict[str, str] | None = None) -> subprocess.Pop
     )
 
 
-def test_the_command_serves_until_sigterm(sandbox_token: str) -> None:
-    process = run_sandbox("--create-fault", "503", env={"IS74_API_TOKEN": sandbox_token})
+def test_the_command_serves_until_sigterm_and_logs_each_call(sandbox_token: str) -> None:
+    process = run_sandbox(
+        "--create-fault",
+        "503",
+        "--create-fault",
+        "drop-after-create",
+        env={"IS74_API_TOKEN": sandbox_token},
+    )
     try:
         line = process.stdout.readline()
         url = line.split()[line.split().index("on") + 1]
-        response = requests.post(
+        post = functools.partial(
+            requests.post,
             url + "/api/campaigns",
             json=documented_campaign_body(),
             headers={"Authorization": f"Bearer {sandbox_token}"},
             timeout=5,
         )
-        assert response.status_code == 503
+        assert post().status_code == 503
+        with pytest.raises(requests.ConnectionError):
+            post()  # created, and the answer dropped
     finally:
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=10)
 
     assert process.returncode == 0, stderr
     assert sandbox_token not in line + stdout + stderr
+    assert "callbridge.sandbox POST /api/campaigns -> 503\n" in stderr
+    # the campaign the client never heard of is named in the log
+    assert f"callbridge.sandbox POST /api/campaigns -> hung up campaign {FIRST_CAMPAIGN_ID}" in (
+        stderr
+    )
 
 
 @pytest.mark.parametrize(

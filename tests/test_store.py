@@ -9,8 +9,17 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from adapters.store import Event, NewRequest, SettleConflict, Store, open_store, utcnow
-from adapters.store.tables import SCHEMA_VERSION, schema_meta
+from adapters.store import (
+    Event,
+    NewRequest,
+    PlatformView,
+    SettleConflict,
+    Store,
+    StoreMissing,
+    open_store,
+    utcnow,
+)
+from adapters.store.tables import PLATFORM_VIEW_COLUMNS, SCHEMA_VERSION, schema_meta
 
 
 @pytest.fixture
@@ -129,12 +138,46 @@ def test_a_newer_schema_is_refused(store: Store) -> None:
         store.create_schema()
 
 
+def as_version_2(conn) -> None:
+    """Take away what schema version 3 added: the workers' view of the platform."""
+    for column in PLATFORM_VIEW_COLUMNS:
+        conn.execute(sa.text(f"ALTER TABLE callbridge_workers DROP COLUMN {column.name}"))
+    conn.execute(sa.update(schema_meta).values(value="2"))
+
+
 def test_a_version_1_store_is_migrated_with_its_phone_counts(store: Store) -> None:
     with store.transaction() as conn:
         store.add_request(conn, new_request("r-old"))
+        as_version_2(conn)
         conn.execute(sa.text("ALTER TABLE callbridge_requests DROP COLUMN phones_accepted"))
         conn.execute(sa.update(schema_meta).values(value="1"))
     store.create_schema()
     assert store.get_request("r-old").phones_accepted == 1
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(schema_meta.c.value)).scalar() == str(SCHEMA_VERSION)
+
+
+def test_a_version_2_store_is_migrated_so_that_workers_show_the_platform(store: Store) -> None:
+    worker = store.register_worker(hostname="h", pid=1)
+    with store.transaction() as conn:
+        as_version_2(conn)
+    store.create_schema()
+    failing = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+    store.heartbeat(
+        worker,
+        PlatformView(platform_failing_since=failing, platform_error="no answer", pause_status=401),
+    )
+    (row,) = store.workers()
+    assert (row["platform_failing_since"], row["platform_error"], row["pause_status"]) == (
+        failing,
+        "no answer",
+        401,
+    )
+    assert row["platform_ok_at"] is None
+
+
+def test_a_command_never_makes_a_sqlite_store_it_was_to_read(tmp_path) -> None:
+    path = tmp_path / "elsewhere" / "callbridge.db"
+    with pytest.raises(StoreMissing, match=f"DATABASE_URL: no store at {path}"):
+        open_store(f"sqlite:///{path}", must_exist=True)
+    assert not path.parent.exists()

@@ -20,15 +20,21 @@ import threading
 from collections.abc import Callable
 
 from adapters import broker, error_reporting, metrics
-from adapters.config import Settings
+from adapters.config import (
+    Settings,
+    describe_broker,
+    describe_queues,
+    describe_store,
+    without_password,
+)
 from adapters.liveness import Liveness, hold_liveness
 from adapters.logs import configure_logging, secrets_from, state_change
-from adapters.platform_client import PlatformClient
 from adapters.store import Store, open_store
 from handlers.accept import Verdict
 from handlers.context import StepContext
 from handlers.create import create_next
 from handlers.orphans import settle_orphans
+from handlers.platform_watch import PlatformWatch, WatchedPlatform
 from handlers.relay import Relay
 from handlers.report import report_next
 from worker import __version__
@@ -49,6 +55,7 @@ class Worker:
         self.stopping = threading.Event()
         self.work_ready = threading.Event()
         self.exit_code = 0
+        self.platform_watch = PlatformWatch()
         owner = store.register_worker(hostname=socket.gethostname(), pid=os.getpid())
         try:
             self.liveness: Liveness = hold_liveness(store, owner)
@@ -78,6 +85,10 @@ class Worker:
             worker=self.ctx.owner,
             version=__version__,
             orphans_settled=settled,
+            broker=describe_broker(self.settings.broker_url),
+            store=describe_store(self.settings.database_url),
+            platform=without_password(self.settings.is74_api_url),
+            queues=describe_queues(self.settings),
         )
         threads = [
             self._thread("relay", lambda: self.relay.run(self.stopping.is_set)),
@@ -101,8 +112,10 @@ class Worker:
         """Shares everything but the HTTP session: one per thread."""
         return dataclasses.replace(self.ctx, platform=self._platform_client())
 
-    def _platform_client(self) -> PlatformClient:
-        return PlatformClient(self.settings, observe=metrics.observe_platform_call)
+    def _platform_client(self) -> WatchedPlatform:
+        return WatchedPlatform(
+            self.settings, watch=self.platform_watch, observe=metrics.observe_platform_call
+        )
 
     def _thread(self, name: str, target: Callable[..., None], *args: object) -> threading.Thread:
         thread = threading.Thread(
@@ -140,7 +153,8 @@ class Worker:
                 self.exit_code = EXIT_LOST_LIVENESS
                 self.stop()
                 return
-            self.store.heartbeat(self.ctx.owner)
+            view = self.platform_watch.view(pause_left=self.ctx.gate.seconds_left())
+            self.store.heartbeat(self.ctx.owner, view)
             settle_orphans(self.ctx, self.liveness)
 
     def _on_verdict(self, verdict: Verdict) -> None:

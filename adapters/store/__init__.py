@@ -13,11 +13,18 @@ commands show. ``Store`` is all of them over one engine.
 
 from __future__ import annotations
 
-from adapters.store.engine import create_engine
+from adapters.store.engine import StoreMissing, create_engine
 from adapters.store.migrations import Migrations
 from adapters.store.outbox import Outbox
 from adapters.store.read_models import ReadModels
-from adapters.store.records import Event, NewRequest, PendingEvent, RequestRow, utcnow
+from adapters.store.records import (
+    Event,
+    NewRequest,
+    PendingEvent,
+    PlatformView,
+    RequestRow,
+    utcnow,
+)
 from adapters.store.requests import Requests, SettleConflict
 from adapters.store.states import IN_FLIGHT, PENDING_CREATE, State
 from adapters.store.workers import Workers
@@ -28,10 +35,12 @@ __all__ = [
     "Event",
     "NewRequest",
     "PendingEvent",
+    "PlatformView",
     "RequestRow",
     "SettleConflict",
     "State",
     "Store",
+    "StoreMissing",
     "open_store",
     "utcnow",
 ]
@@ -41,5 +50,7 @@ class Store(Migrations, Workers, Requests, Outbox, ReadModels):
     """Every part of the store over one engine."""
 
 
-def open_store(database_url: str, *, pool_size: int = 5) -> Store:
-    return Store(create_engine(database_url, pool_size=pool_size))
+def open_store(database_url: str, *, pool_size: int = 5, must_exist: bool = False) -> Store:
+    """The store at ``database_url``. The worker makes it if need be; an operator's command
+    passes ``must_exist``, so that it never answers from an empty store it just made."""
+    return Store(create_engine(database_url, pool_size=pool_size, must_exist=must_exist))

@@ -14,7 +14,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from adapters.store.engine import Database
-from adapters.store.tables import SCHEMA_VERSION, metadata, requests_table, schema_meta
+from adapters.store.tables import (
+    PLATFORM_VIEW_COLUMNS,
+    SCHEMA_VERSION,
+    metadata,
+    requests_table,
+    schema_meta,
+)
 
 # Serialises the DDL of workers starting at once on one PostgreSQL database.
 _DDL_LOCK = "SELECT pg_advisory_xact_lock(7407, 0)"
@@ -75,7 +81,16 @@ def _count_accepted_phones(conn: Connection) -> None:
         )
 
 
+def _show_platform_view(conn: Connection) -> None:
+    """3: each worker writes what it has seen of the platform (failures, the auth pause) with its
+    heartbeat, so that ``health`` and ``status`` can tell."""
+    for column in PLATFORM_VIEW_COLUMNS:
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE callbridge_workers ADD COLUMN {column.name} {kind}"))
+
+
 # version -> the step that brings a store of the version before it there.
 STEPS: dict[int, Callable[[Connection], None]] = {
     2: _count_accepted_phones,
+    3: _show_platform_view,
 }

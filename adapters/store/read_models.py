@@ -23,9 +23,8 @@ class ReadModels(Database):
             rows = conn.execute(sa.select(workers_table).order_by(workers_table.c.worker_key))
             return [
                 {
-                    **row._asdict(),
-                    "started_at": aware(row.started_at),
-                    "heartbeat_at": aware(row.heartbeat_at),
+                    name: aware(value) if isinstance(value, dt.datetime) else value
+                    for name, value in row._asdict().items()
                 }
                 for row in rows
             ]
@@ -51,6 +50,61 @@ class ReadModels(Database):
                 }
                 for row in rows
             ]
+
+    def outbox_of(
+        self, request_id: str, *, after: int = 0, limit: int = 100, event_type: str | None = None
+    ) -> list[dict]:
+        """A request's outbox rows with their bodies (of one type, when given), in the order
+        queued, from id ``after`` on, at most ``limit``: what ``callbridge events`` prints."""
+        where = [outbox_table.c.request_id == request_id, outbox_table.c.id > after]
+        if event_type is not None:
+            where.append(outbox_table.c.event_type == event_type)
+        with self.reading() as conn:
+            rows = conn.execute(
+                sa.select(
+                    outbox_table.c.id,
+                    outbox_table.c.event_id,
+                    outbox_table.c.event_type,
+                    outbox_table.c.queue,
+                    outbox_table.c.body,
+                    outbox_table.c.created_at,
+                    outbox_table.c.published_at,
+                )
+                .where(*where)
+                .order_by(outbox_table.c.id)
+                .limit(limit)
+            )
+            return [
+                {
+                    **row._asdict(),
+                    "created_at": aware(row.created_at),
+                    "published_at": aware(row.published_at),
+                }
+                for row in rows
+            ]
+
+    def published_at(self, ids: list[int]) -> dict[int, dt.datetime]:
+        """When each of these outbox rows was published, for those that were."""
+        if not ids:
+            return {}
+        with self.reading() as conn:
+            rows = conn.execute(
+                sa.select(outbox_table.c.id, outbox_table.c.published_at).where(
+                    outbox_table.c.id.in_(ids), outbox_table.c.published_at.is_not(None)
+                )
+            )
+            return {row.id: aware(row.published_at) for row in rows}
+
+    def unknown_outcomes(self) -> tuple[int, dt.datetime | None]:
+        """Failed requests whose outcome is unknown, waiting for ``callbridge resolve``: how
+        many, and when the oldest of them failed."""
+        with self.reading() as conn:
+            count, oldest = conn.execute(
+                sa.select(sa.func.count(), sa.func.min(requests_table.c.updated_at)).where(
+                    requests_table.c.state == State.FAILED, requests_table.c.outcome == "unknown"
+                )
+            ).one()
+        return count, aware(oldest)
 
     def stats(self, now: dt.datetime | None = None) -> dict[str, Any]:
         """Figures for metrics and health: backlog, oldest unsent event, states, reports due."""

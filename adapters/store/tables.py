@@ -6,11 +6,21 @@ import sqlalchemy as sa
 
 from adapters.store.states import PENDING_CREATE
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _PENDING_CREATE_SQL = " OR ".join(f"state = '{state}'" for state in PENDING_CREATE)
 
 metadata = sa.MetaData()
+
+# The workers' columns added by schema version 3, so that health and status can read them.
+PLATFORM_VIEW_COLUMNS = (
+    sa.Column("platform_ok_at", sa.DateTime),
+    sa.Column("platform_failing_since", sa.DateTime),
+    sa.Column("platform_error", sa.String(255)),
+    sa.Column("paused_since", sa.DateTime),
+    sa.Column("paused_until", sa.DateTime),
+    sa.Column("pause_status", sa.Integer),
+)
 
 schema_meta = sa.Table(
     "callbridge_meta",
@@ -85,4 +95,6 @@ workers_table = sa.Table(
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("started_at", sa.DateTime, nullable=False),
     sa.Column("heartbeat_at", sa.DateTime, nullable=False),
+    # What the worker has seen of the platform, written with each heartbeat (``PlatformView``).
+    *PLATFORM_VIEW_COLUMNS,
 )

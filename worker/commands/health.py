@@ -9,14 +9,21 @@ from __future__ import annotations
 import argparse
 import socket
 
-from adapters.config import Settings
+from adapters.config import STORE, Settings
 from handlers.health import Limits, check
 
+USES = (STORE,)
 # Each limit's option, the Limits field it sets, and what it bounds.
 _LIMIT_OPTIONS = (
     ("--max-heartbeat-age", "heartbeat", "newest worker heartbeat may be this old"),
     ("--max-outbox-age", "outbox", "oldest unpublished event may be this old"),
     ("--max-due-age", "due", "a request may wait this long past its due time"),
+    (
+        "--max-platform-down",
+        "platform_down",
+        "a worker may get no answer from the platform this long",
+    ),
+    ("--max-unknown-age", "unknown", "an unknown outcome may wait this long for `resolve`"),
 )
 
 
@@ -26,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default = getattr(defaults, field)
         parser.add_argument(
             flag,
+            dest=field,
             type=_seconds,
             default=default,
             metavar="SECONDS",
@@ -39,14 +47,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
-    limits = Limits(args.max_heartbeat_age, args.max_outbox_age, args.max_due_age)
+    limits = Limits(**{field: getattr(args, field) for _, field, _ in _LIMIT_OPTIONS})
     health = check(settings, limits, host=socket.gethostname() if args.local else None)
     print(health.line)
     return health.exit_code
 
 
 def _seconds(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0
     if not value > 0:
         raise argparse.ArgumentTypeError("must be a number of seconds > 0")
     return value

@@ -1,8 +1,8 @@
 """``callbridge resolve REQUEST_ID``: settle a request whose creation outcome is unknown.
 
 ``--campaign-id N``: the platform did create it; ``--resend``: it did not, send it again (see
-``handlers.resolve``). This process publishes the event itself, so it works with no worker
-running.
+``handlers.resolve``). A campaign id is checked where it can be (on the sandbox). This process
+publishes the event itself, so it works with no worker running.
 """
 
 from __future__ import annotations
@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from adapters.config import Settings
+from adapters.config import BROKER, PLATFORM, QUEUES, STORE, Settings
 from adapters.logs import configure_logging, secrets_from
 from adapters.store import Store, open_store
 from handlers.publish_now import PublishFailed, publish_events
-from handlers.resolve import Refused, resend, resolve_created
+from handlers.resolve import Refused, check_campaign, resend, resolve_created
 from schemas.events import CAMPAIGN_CREATED
+
+USES = (STORE, PLATFORM, BROKER, QUEUES)
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -39,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
     configure_logging(level="WARNING", fmt=settings.log_format, secrets=secrets_from(settings))
-    store = open_store(settings.database_url, pool_size=1)
+    store = open_store(settings.database_url, pool_size=1, must_exist=True)
     store.create_schema()
     request_id = args.request_id
     try:
@@ -52,6 +54,13 @@ def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
                 f"`callbridge status {request_id}`"
             )
             return EXIT_OK
+        if check_campaign(settings, args.campaign_id):
+            print(f"campaign {args.campaign_id} exists on the sandbox")
+        else:
+            print(
+                f"could not check that campaign {args.campaign_id} exists: the platform has no "
+                "lookup; make sure it is the one you found"
+            )
         event = resolve_created(settings, store, request_id, args.campaign_id)
         print(
             f"request {request_id}: resolved as created, campaign {args.campaign_id}; its report "

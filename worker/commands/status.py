@@ -1,12 +1,15 @@
-"""``callbridge status``: what became of a request, as the store has it."""
+"""``callbridge status``: what became of a request, as the store has it, and why."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 
-from adapters.config import Settings
-from adapters.store import RequestRow, State, Store, open_store
+from adapters.config import STORE, Settings
+from adapters.store import RequestRow, State, Store, open_store, utcnow
+from handlers.reasons import reasons
+
+USES = (STORE,)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +21,7 @@ def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def print_status(settings: Settings, request_id: str) -> int:
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, must_exist=True)
     store.create_schema()
     row = store.get_request(request_id)
     events = store.events_of(request_id)
@@ -54,6 +57,8 @@ def _print_request(store: Store, row: RequestRow) -> None:
     ):
         if value is not None:
             print(f"  {label + ':':17}{value}")
+    for label, text in reasons(store, row, now=utcnow()):
+        print(f"  {label + ':':17}{text}")
 
 
 def _print_events(events: list[dict]) -> None:
