@@ -13,8 +13,10 @@ record's final text before it is formatted:
   10 or more digits — is masked as ``+7912***6789`` (Russian numbers) or ``+44***0958`` (others).
 
 The phone rule cannot know what a phone is, so it spares the shapes that are not: ISO and
-``dd.mm.yyyy`` dates and date-times, decimal numbers (durations), IPv4 addresses, UUIDs and
-16/32-digit hex ids (trace ids). Everything else with 10+ digits — a long opaque numeric id, a Unix
+``dd.mm.yyyy`` dates and date-times, decimal numbers (durations), IPv4 addresses, UUIDs,
+16/32-digit hex ids (trace ids), and a run of more than 15 digits with nothing between them
+(longer than any phone number: an id an operator must be able to read, such as a platform's
+campaign id too large to store). Everything else with 10+ digits — a long opaque numeric id, a Unix
 timestamp — is masked too; that is the accepted price. Request ids such as
 ``crm-event-000123`` and campaign ids (5-8 digits) are too short to be touched.
 """
@@ -60,6 +62,7 @@ _NOT_PHONE = re.compile(
 )
 _PHONE = re.compile(rf"{_EDGE_BEFORE}\+?\(?\d(?:[ \u00a0.()-]{{0,3}}\d)+{_EDGE_AFTER}")
 _MIN_PHONE_DIGITS = 10
+_MAX_PHONE_DIGITS = 15  # E.164
 # add_data holds scalars only, so its object has no nested braces; quoted braces are skipped.
 _ADD_DATA = re.compile(
     r"""(add_data['"]?\s*[:=]\s*)\{(?:"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|[^{}"'])*\}"""
@@ -84,7 +87,9 @@ def redact(text: str, secrets: Sequence[str] = ()) -> str:
 
 def _mask_phone(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", match.group())
-    if len(digits) < _MIN_PHONE_DIGITS:
+    if len(digits) < _MIN_PHONE_DIGITS or (
+        len(digits) > _MAX_PHONE_DIGITS and digits == match.group()
+    ):
         return match.group()
     if (len(digits) == 11 and digits[0] in "78") or (len(digits) == 10 and digits[0] == "9"):
         return f"+7{digits[-10:-7]}{MASK}{digits[-4:]}"

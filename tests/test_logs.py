@@ -48,7 +48,9 @@ TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
         ("calls 89123456789 and 8-912-345-67-80", "calls +7912***6789 and +7912***6780"),
         # accepted trade-off: any other run of 10+ digits is masked as well
         ("ts=1732672800", "ts=+17***2800"),
-        ("id=12345678901234567890", "id=+12***7890"),
+        ("id=123456789012345", "id=+12***2345"),
+        # several phones written apart are still phones
+        ("7 912 345 67 89 7 912 345 67 90", "+79***6790"),
     ],
 )
 def test_phone_like_runs_are_masked(text: str, expected: str) -> None:
@@ -72,6 +74,7 @@ def test_phone_like_runs_are_masked(text: str, expected: str) -> None:
         "trace 4bf92f3577b34da6a3ce929d0e0e4736 span 00f067aa0ba902b7",
         "phones_accepted=10 phones_rejected=2 attempt=3",
         "+7912***6789",
+        "platform_campaign_id=9223372036854775808",  # longer than any phone number
     ],
 )
 def test_what_is_not_a_phone_is_left_alone(text: str) -> None:

@@ -6,7 +6,7 @@
 - a housekeeping thread beats the worker's heartbeat and settles dead workers' rows.
 
 SIGTERM/SIGINT stop intake at once, let the step threads finish the call they are in (bounded
-by the HTTP timeout), publish what is pending, and exit 0.
+by HTTP_CALL_DEADLINE_SECONDS), publish what is pending, and exit 0.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 from adapters import broker, error_reporting, metrics
@@ -40,6 +41,8 @@ IDLE_WAIT_SECONDS = 1.0
 HOUSEKEEPING_SECONDS = 2.0
 LOOP_ERROR_PAUSE_SECONDS = 2.0
 EXIT_LOST_LIVENESS = 3
+# What a step thread may take beyond its call's deadline to settle it, at shutdown.
+SETTLE_SECONDS = 5.0
 
 
 class Worker:
@@ -153,10 +156,11 @@ class Worker:
 
     def _shutdown(self, threads: list[threading.Thread]) -> None:
         self.stop()
-        budget = self.settings.http_timeout_seconds + 5
+        # One budget for all: the step threads' calls run side by side, each cut at its deadline.
+        ends_at = time.monotonic() + self.settings.http_call_deadline_seconds + SETTLE_SECONDS
         for thread in threads:
             if thread.name != "relay":
-                thread.join(budget)
+                thread.join(max(0.0, ends_at - time.monotonic()))
         for thread in threads:
             if thread.name == "relay":
                 thread.join(10)
