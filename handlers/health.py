@@ -10,7 +10,14 @@ worker sharing the database writes to, so it needs neither the broker nor a work
   within a second, so an older one means the broker is unreachable or refuses the event;
 - due work: no request has waited more than ``--max-due-age`` past its due time for a step to
   claim it (creation, or the report). Every step thread busy or stuck, or creation paused on a
-  refused token, shows here.
+  refused token, shows here;
+- held work: no request has been held ``sending`` or ``reporting`` by a live worker (one whose
+  heartbeat passes the first check) for longer than ``--max-step-age``: by default the call
+  deadline (``HTTP_CALL_DEADLINE_SECONDS``), which ends every platform call, and a minute to
+  settle the answer. A step holding one longer is stuck outside its call;
+- the store itself: a SQLite store's file must exist. It is not created here (opening a
+  missing SQLite file would make an empty one): a worker still running on a removed file
+  stops by itself, and one started on a fresh file has lost the old requests' states.
 
 The line is ``ok: ...``, or ``unhealthy: ...`` naming every check that failed.
 """
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,6 +37,8 @@ from adapters.store import PENDING_CREATE, State, open_store, utcnow
 
 EXIT_OK = 0
 EXIT_UNHEALTHY = 1
+# Beyond the call deadline, what a step may take to settle an answer (a large report's parts).
+SETTLE_MARGIN_SECONDS = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +49,8 @@ class Limits:
     heartbeat: float = 30.0
     outbox: float = 120.0
     due: float = 600.0
+    # None: HTTP_CALL_DEADLINE_SECONDS, which ends every platform call, and the settle margin.
+    step: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,12 +65,24 @@ class Health:
 
 def check(settings: Settings, limits: Limits, *, host: str | None = None) -> Health:
     """Read the store's figures and judge them; a store that cannot be read is unhealthy."""
+    missing = _missing_sqlite_file(settings.database_url)
+    if missing is not None:
+        return Health(
+            False,
+            f"unhealthy: the SQLite store {missing} does not exist (removed, or no worker has "
+            "run on it yet)",
+        )
+    if limits.step is None:
+        limits = dataclasses.replace(
+            limits, step=settings.http_call_deadline_seconds + SETTLE_MARGIN_SECONDS
+        )
     store = open_store(settings.database_url, pool_size=1)
     now = utcnow()
     try:
         workers = store.workers()
         stats = store.stats(now)
         overdue = store.overdue(now)
+        held = store.held_since(now - dt.timedelta(seconds=limits.step))
     except sa.exc.SQLAlchemyError as exc:
         return Health(
             False,
@@ -69,7 +93,7 @@ def check(settings: Settings, limits: Limits, *, host: str | None = None) -> Hea
         store.engine.dispose()
     if host is not None:
         workers = [worker for worker in workers if worker["hostname"] == host]
-    return assess(workers, stats, overdue, limits=limits, now=now, host=host)
+    return assess(workers, stats, overdue, limits=limits, now=now, host=host, held=held)
 
 
 def assess(
@@ -80,13 +104,19 @@ def assess(
     limits: Limits,
     now: dt.datetime,
     host: str | None = None,
+    held: Sequence[Mapping[str, Any]] = (),
 ) -> Health:
-    """The verdict on the store's figures: every check's finding, failures first."""
+    """The verdict on the store's figures: every check's finding, failures first.
+
+    ``held``: in-flight requests unchanged for longer than ``limits.step``; those whose owner
+    is a live worker (of ``workers``, with a heartbeat within its limit) are stuck.
+    """
     findings = [
         _heartbeat(workers, limits.heartbeat, now, host),
         _outbox(stats["outbox_backlog"], stats["outbox_oldest_age_seconds"], limits.outbox),
         _due("creation", _merge(overdue, PENDING_CREATE), limits.due, now),
         _due("report", _merge(overdue, (State.CREATED,)), limits.due, now),
+        _held(_held_by_live(held, workers, limits.heartbeat, now), limits.step, now),
     ]
     failed = [text for ok, text in findings if not ok]
     if failed:
@@ -128,6 +158,43 @@ def _due(
     if age > limit:
         return False, f"{text} (limit {limit:g} s)"
     return True, text
+
+
+def _held_by_live(
+    held: Sequence[Mapping[str, Any]],
+    workers: Sequence[Mapping[str, Any]],
+    heartbeat_limit: float,
+    now: dt.datetime,
+) -> list[Mapping[str, Any]]:
+    """The held requests whose owner beats: a dead owner's are settled by the live workers."""
+    live = {
+        worker["worker_key"]
+        for worker in workers
+        if (now - worker["heartbeat_at"]).total_seconds() <= heartbeat_limit
+    }
+    return [row for row in held if row["owner"] in live]
+
+
+def _held(
+    held: Sequence[Mapping[str, Any]], limit: float | None, now: dt.datetime
+) -> tuple[bool, str]:
+    if not held:
+        return True, "no request held too long by a step"
+    longest = held[0]
+    age = (now - longest["updated_at"]).total_seconds()
+    return False, (
+        f"{len(held)} request(s) held by a live worker's step for over {limit:g} s: "
+        f"{longest['request_id']} {longest['state']} for {age:.0f} s by worker "
+        f"{longest['owner']} (its step is stuck)"
+    )
+
+
+def _missing_sqlite_file(database_url: str) -> pathlib.Path | None:
+    url = sa.engine.make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    path = pathlib.Path(url.database)
+    return None if path.exists() else path
 
 
 def _merge(

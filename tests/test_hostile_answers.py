@@ -151,3 +151,23 @@ def test_a_campaign_id_past_64_bits_ends_unknown_with_the_id_in_the_log(
     assert failed["platform_campaign_id"] == str(2**63)
     assert "Traceback" not in worker.log_text()
     healthy(env)
+
+
+def test_health_fails_while_a_step_holds_a_request_past_its_limit(
+    make_sandbox, worker_env, start_worker, rabbitmq_url, queues, results_reader, sqlite_url
+):
+    sandbox = make_sandbox(create_faults=["slow:6"])
+    env = worker_env(sandbox.url, sqlite_url, HTTP_TIMEOUT_SECONDS="10")
+    worker = start_worker(env)
+    publish(rabbitmq_url, queues.requests, call_request("held-1"))
+    wait_for_sending(worker, "held-1")
+    time.sleep(2.5)
+
+    stuck = callbridge("health", "--max-step-age", "2", env=env)
+    assert stuck.returncode == 1, stuck.stdout + stuck.stderr
+    assert stuck.stdout.startswith("unhealthy: 1 request(s) held by a live worker's step")
+    assert "held-1 sending for" in stuck.stdout
+    assert "no request held too long by a step" in healthy(env)  # the default: deadline + 60 s
+
+    results_reader.wait_for(lambda events: "held-1" in outcomes(events), timeout=20)
+    assert callbridge("health", "--max-step-age", "2", env=env).returncode == 0

@@ -6,7 +6,8 @@
 - a housekeeping thread beats the worker's heartbeat and settles dead workers' rows.
 
 SIGTERM/SIGINT stop intake at once, let the step threads finish the call they are in (bounded
-by HTTP_CALL_DEADLINE_SECONDS), publish what is pending, and exit 0.
+by HTTP_CALL_DEADLINE_SECONDS), publish what is pending, and exit 0. A worker that loses its
+liveness lock exits 3; a SQLite worker whose database file vanished exits 4.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ IDLE_WAIT_SECONDS = 1.0
 HOUSEKEEPING_SECONDS = 2.0
 LOOP_ERROR_PAUSE_SECONDS = 2.0
 EXIT_LOST_LIVENESS = 3
+EXIT_STORE_GONE = 4
 # What a step thread may take beyond its call's deadline to settle it, at shutdown.
 SETTLE_SECONDS = 5.0
 
@@ -141,6 +143,16 @@ class Worker:
                     "another worker can settle its requests"
                 )
                 self.exit_code = EXIT_LOST_LIVENESS
+                self.stop()
+                return
+            gone = self.liveness.store_gone()
+            if gone is not None:
+                log.critical(
+                    "%s; stopping: what this worker stores now would be lost. Put the store "
+                    "back, or start a worker on a new one (its requests' states are lost)",
+                    gone,
+                )
+                self.exit_code = EXIT_STORE_GONE
                 self.stop()
                 return
             self.store.heartbeat(self.ctx.owner)
