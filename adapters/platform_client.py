@@ -426,9 +426,8 @@ def _created_or_unknown(status: int, content: bytes, cut_short: str | None) -> C
 
 
 def _unreadable(status: int, exc: ValueError) -> str:
-    return f"the platform answered {status} with a body callbridge cannot read: {exc}"[
-        :MESSAGE_LIMIT
-    ]
+    message = f"the platform answered {status} with a body callbridge cannot read: {exc}"
+    return message[:MESSAGE_LIMIT]
 
 
 def _no_value(constant: str) -> None:
@@ -459,7 +458,7 @@ def _describe(exc: Exception) -> str:
     """The innermost cause of a transport error, named; never the request itself, nor a header
     (an invalid one is quoted in its error)."""
     if isinstance(exc, requests.exceptions.InvalidHeader):
-        return "InvalidHeader: a request header cannot be sent (see IS74_AUTH_HEADER)"
+        return "InvalidHeader: the auth header cannot be sent (IS74_AUTH_HEADER, IS74_API_TOKEN)"
     cause: BaseException = exc
     for _ in range(_MAX_CAUSE_DEPTH):
         inner = cause.args[0] if cause.args else None

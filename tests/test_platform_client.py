@@ -538,8 +538,8 @@ def test_no_error_text_quotes_a_header_or_the_token(sandbox: SandboxServer) -> N
 
     assert type(outcome) is RetryLater, "an invalid header is never sent"
     assert outcome.message == (
-        "no connection to the platform: InvalidHeader: a request header cannot be sent "
-        "(see IS74_AUTH_HEADER)"
+        "no connection to the platform: InvalidHeader: the auth header cannot be sent "
+        "(IS74_AUTH_HEADER, IS74_API_TOKEN)"
     )
     assert sandbox.requests == []
     client.close()
