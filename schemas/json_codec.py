@@ -25,7 +25,9 @@ MAX_DEPTH = 64
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 # The nesting is measured on the brackets outside strings, all found at C speed: escapes are
 # dropped first (so an escaped quote is not a string's end), then every byte but brackets and
-# quotes, then the strings (which now hold only brackets), leaving the brackets alone.
+# quotes, then the strings (which now hold only brackets), leaving the brackets alone. Most
+# strings hold no bracket and are then two quotes side by side, which a plain replace drops
+# (two quotes closing one string and opening the next only join them: nothing is between).
 _ESCAPE = re.compile(rb"\\.", re.DOTALL)
 _NOT_STRUCTURE = bytes(range(256)).translate(None, b'[]{}"')
 _STRINGS = re.compile(rb'(?:"[^"]*")+')
@@ -64,7 +66,9 @@ def check_depth(data: bytes | bytearray | str, max_depth: int = MAX_DEPTH) -> No
     past the bound, ``json.loads`` is left to say where it breaks.
     """
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
-    brackets = _STRINGS.sub(b"", _ESCAPE.sub(b"", raw).translate(None, _NOT_STRUCTURE))
+    brackets = _ESCAPE.sub(b"", raw).translate(None, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in brackets:
+        brackets = _STRINGS.sub(b"", brackets)
     for passes in range(max_depth):
         if not brackets:
             return
