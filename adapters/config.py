@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import re
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -38,6 +39,8 @@ DATABASE_DRIVERS = {
     "postgres": POSTGRES_DRIVER,
     POSTGRES_DRIVER: POSTGRES_DRIVER,
 }
+_VISIBLE_ASCII = re.compile(r"[!-~]*")
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class ConfigError(ValueError):
@@ -66,6 +69,8 @@ class Settings:
     max_phones_per_request: int
     max_message_bytes: int
     http_timeout_seconds: float
+    http_call_deadline_seconds: float
+    platform_max_answer_bytes: int
     http_concurrency: int
     retry_max_minutes: float
     prefetch_count: int
@@ -99,6 +104,25 @@ def _text(value: str) -> str:
 
 def _optional_text(value: str) -> str | None:
     return value.strip() or None
+
+
+def _optional_token(value: str) -> str | None:
+    """A secret sent in an HTTP header: visible ASCII only. Anything else (a line break, a
+    space, a letter outside ASCII) cannot be sent, and an error naming the header would quote
+    it; the whitespace around it (a file's last line break) is dropped, as for every setting."""
+    token = value.strip()
+    if not _VISIBLE_ASCII.fullmatch(token):
+        raise ValueError(
+            "must be visible ASCII characters only, without spaces, tabs or line breaks"
+        )
+    return token or None
+
+
+def _header_name(value: str) -> str:
+    name = value.strip()
+    if not _HEADER_NAME.fullmatch(name):
+        raise ValueError("must be an HTTP header name: letters, digits and !#$%&'*+-.^_`|~")
+    return name
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -214,8 +238,8 @@ _VARIABLES: tuple[tuple[str, str, str, Callable[[str], Any]], ...] = (
     ("BROKER_URL", "broker_url", f"filesystem:///{DEFAULT_VAR_DIR}/broker", _broker_url),
     ("DATABASE_URL", "database_url", f"sqlite:///{DEFAULT_VAR_DIR}/callbridge.db", _database_url),
     ("IS74_API_URL", "is74_api_url", "https://ai-assistant.is74.ru", _url),
-    ("IS74_API_TOKEN", "is74_api_token", "", _optional_text),
-    ("IS74_AUTH_HEADER", "is74_auth_header", "Authorization", _text),
+    ("IS74_API_TOKEN", "is74_api_token", "", _optional_token),
+    ("IS74_AUTH_HEADER", "is74_auth_header", "Authorization", _header_name),
     ("SENTRY_DSN", "sentry_dsn", "", _optional_text),
     ("SENTRY_ENVIRONMENT", "sentry_environment", "", _optional_text),
     ("CALL_REQUESTS_QUEUE", "call_requests_queue", "crm.call_requests", _text),
@@ -229,6 +253,13 @@ _VARIABLES: tuple[tuple[str, str, str, Callable[[str], Any]], ...] = (
     ("MAX_PHONES_PER_REQUEST", "max_phones_per_request", "50000", _int_at_least(1)),
     ("MAX_MESSAGE_BYTES", "max_message_bytes", str(16 * 1024 * 1024), _int_at_least(1024)),
     ("HTTP_TIMEOUT_SECONDS", "http_timeout_seconds", "20", _positive_float),
+    ("HTTP_CALL_DEADLINE_SECONDS", "http_call_deadline_seconds", "60", _positive_float),
+    (
+        "PLATFORM_MAX_ANSWER_BYTES",
+        "platform_max_answer_bytes",
+        str(64 * 1024 * 1024),
+        _int_at_least(4096),
+    ),
     ("HTTP_CONCURRENCY", "http_concurrency", "4", _int_at_least(1)),
     ("RETRY_MAX_MINUTES", "retry_max_minutes", "60", _positive_float),
     ("PREFETCH_COUNT", "prefetch_count", "50", _int_at_least(1)),

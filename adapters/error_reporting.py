@@ -13,12 +13,15 @@ Contract rejections (``campaign.rejected``) are the CRM's mistakes, not ours: th
 ERROR log lines do not become events (they would duplicate the captures above); every log
 line at INFO or above is kept as a breadcrumb instead.
 
-``include_local_variables`` stays on, because stack locals are what makes a report useful, so
-``scrub_event`` walks every part of every event with ``adapters.logs.redact_value``: values under
-sensitive keys (``add_data``, ``phones``, ``body``, ``data``, headers, tokens...) are dropped, and
-every other string — keys included — has its phones, add_data objects and secrets redacted.
-Its limit: an add_data value copied into a variable with an innocent name (``name = ...``) is
-just text; keep add_data inside structures under that key.
+Stack locals are never sent (``include_local_variables=False``): a frame that handles a
+message, a campaign body or a report holds it in some variable, under a name no scrubber can
+foresee, and the SDK renders nested values past a few levels as one string in which an add_data
+object no longer looks like one. What an event carries instead is chosen: the exception's type
+and message, the code's frames (file, function, line, source), the job's tags, and the log lines
+before it as breadcrumbs. ``scrub_event`` still walks every part of every event with
+``adapters.logs.redact_value``: values under sensitive keys (``add_data``, ``phones``, ``body``,
+``data``, headers, tokens...) are dropped, and every other string — keys included — has its
+phones, add_data objects and secrets redacted.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def init_sentry(settings: Settings, *, release: str) -> bool:
         dsn=settings.sentry_dsn,
         release=release,
         environment=settings.sentry_environment,
-        include_local_variables=True,
+        include_local_variables=False,
         integrations=[LoggingIntegration(level=logging.INFO, event_level=None)],
         before_send=partial(scrub_event, secrets=secrets),
         before_breadcrumb=partial(scrub_breadcrumb, secrets=secrets),

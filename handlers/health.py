@@ -15,7 +15,14 @@ worker sharing the database writes to, so it needs neither the broker nor a work
   timeout, a 5xx or a 429) for more than ``--max-platform-down`` (each worker writes what it saw
   with its heartbeat: ``handlers.platform_watch``);
 - unknown outcomes: no failed request whose outcome is unknown has waited more than
-  ``--max-unknown-age`` for an operator's ``callbridge resolve``.
+  ``--max-unknown-age`` for an operator's ``callbridge resolve``;
+- held work: no request has been held ``sending`` or ``reporting`` by a live worker (one whose
+  heartbeat passes the first check) for longer than ``--max-step-age``: by default the call
+  deadline (``HTTP_CALL_DEADLINE_SECONDS``), which ends every platform call, and a minute to
+  settle the answer. A step holding one longer is stuck outside its call;
+- the store itself: a SQLite store's file must exist. It is not created here (opening a
+  missing SQLite file would make an empty one): a worker still running on a removed file
+  stops by itself, and one started on a fresh file has lost the old requests' states.
 
 The line is ``ok: ...``, or ``unhealthy: ...`` naming every check that failed; either way it
 ends with each worker whose platform calls are paused on a refused token.
@@ -36,6 +43,8 @@ from handlers.reasons import pauses
 
 EXIT_OK = 0
 EXIT_UNHEALTHY = 1
+# Beyond the call deadline, what a step may take to settle an answer (a large report's parts).
+SETTLE_MARGIN_SECONDS = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +57,8 @@ class Limits:
     due: float = 600.0
     platform_down: float = 300.0
     unknown: float = 3600.0
+    # None: HTTP_CALL_DEADLINE_SECONDS, which ends every platform call, and the settle margin.
+    step: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,12 +77,17 @@ def check(settings: Settings, limits: Limits, *, host: str | None = None) -> Hea
         store = open_store(settings.database_url, pool_size=1, must_exist=True)
     except StoreMissing as exc:
         return Health(False, f"unhealthy: {exc}")
+    if limits.step is None:
+        limits = dataclasses.replace(
+            limits, step=settings.http_call_deadline_seconds + SETTLE_MARGIN_SECONDS
+        )
     now = utcnow()
     try:
         workers = store.workers()
         stats = store.stats(now)
         overdue = store.overdue(now)
         unknown = store.unknown_outcomes()
+        held = store.held_since(now - dt.timedelta(seconds=limits.step))
     except sa.exc.SQLAlchemyError as exc:
         said = str(getattr(exc, "orig", None) or type(exc).__name__).strip().splitlines()[0]
         return Health(
@@ -85,7 +101,15 @@ def check(settings: Settings, limits: Limits, *, host: str | None = None) -> Hea
         workers = [worker for worker in workers if worker["hostname"] == host]
     paused = [f"paused: {line}" for line in pauses(workers, now=now)]
     return assess(
-        workers, stats, overdue, limits=limits, now=now, host=host, unknown=unknown, notes=paused
+        workers,
+        stats,
+        overdue,
+        limits=limits,
+        now=now,
+        host=host,
+        unknown=unknown,
+        held=held,
+        notes=paused,
     )
 
 
@@ -98,10 +122,15 @@ def assess(
     now: dt.datetime,
     host: str | None = None,
     unknown: tuple[int, dt.datetime | None] = (0, None),
+    held: Sequence[Mapping[str, Any]] = (),
     notes: Sequence[str] = (),
 ) -> Health:
     """The verdict on the store's figures: every failed check's finding (or every finding when
-    none failed), then the ``notes`` (pauses on a refused token)."""
+    none failed), then the ``notes`` (pauses on a refused token).
+
+    ``held``: in-flight requests unchanged for longer than ``limits.step``; those whose owner
+    is a live worker (of ``workers``, with a heartbeat within its limit) are stuck.
+    """
     findings = [
         _heartbeat(workers, limits.heartbeat, now, host),
         _outbox(stats["outbox_backlog"], stats["outbox_oldest_age_seconds"], limits.outbox),
@@ -109,6 +138,7 @@ def assess(
         _due("report", _merge(overdue, (State.CREATED,)), limits.due, now),
         _platform(workers, limits.platform_down, now),
         _unknown(*unknown, limits.unknown, now),
+        _held(_held_by_live(held, workers, limits.heartbeat, now), limits.step, now),
     ]
     failed = [text for ok, text in findings if not ok]
     if failed:
@@ -186,6 +216,35 @@ def _unknown(
     if age > limit:
         return False, f"{text} (limit {limit:g} s)"
     return True, text
+
+
+def _held_by_live(
+    held: Sequence[Mapping[str, Any]],
+    workers: Sequence[Mapping[str, Any]],
+    heartbeat_limit: float,
+    now: dt.datetime,
+) -> list[Mapping[str, Any]]:
+    """The held requests whose owner beats: a dead owner's are settled by the live workers."""
+    live = {
+        worker["worker_key"]
+        for worker in workers
+        if (now - worker["heartbeat_at"]).total_seconds() <= heartbeat_limit
+    }
+    return [row for row in held if row["owner"] in live]
+
+
+def _held(
+    held: Sequence[Mapping[str, Any]], limit: float | None, now: dt.datetime
+) -> tuple[bool, str]:
+    if not held:
+        return True, "no request held too long by a step"
+    longest = held[0]
+    age = (now - longest["updated_at"]).total_seconds()
+    return False, (
+        f"{len(held)} request(s) held by a live worker's step for over {limit:g} s: "
+        f"{longest['request_id']} {longest['state']} for {age:.0f} s by worker "
+        f"{longest['owner']} (its step is stuck)"
+    )
 
 
 def _merge(

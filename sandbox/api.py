@@ -26,6 +26,8 @@ from sandbox.validation import ROOT, Errors, campaign_errors, report_errors
 FIRST_CAMPAIGN_ID = 12345
 # The log of received requests keeps the latest ones only, so a long benchmark stays bounded.
 RECEIVED_KEPT = 100_000
+# A dripped answer starts with this many spaces (JSON allows them), so that it lasts.
+DRIP_PADDING = 1024
 _JSON_HEADERS = (("Content-Type", "application/json"),)
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
@@ -35,6 +37,8 @@ class Answer:
     """How to answer one HTTP request, and how late; status None: hang up without answering.
 
     ``campaign_id``: the campaign the call concerned (created, or reported on), for the log.
+    ``drip``: send the body one byte every that many seconds; ``endless``: send a chunked body
+    for as long as the client reads it, instead of ``body``.
     """
 
     status: int | None
@@ -42,6 +46,8 @@ class Answer:
     headers: tuple[tuple[str, str], ...] = ()
     delay: float = 0.0
     campaign_id: int | None = None
+    drip: float = 0.0
+    endless: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,18 +129,21 @@ class PlatformApi:
         answer = self._create(headers, raw)
         if fault is not None and fault.kind == fault_specs.DROP_AFTER_CREATE:
             answer = Answer(None, campaign_id=answer.campaign_id)
-        elif fault is not None and fault.kind == fault_specs.NO_ID and answer.status == 200:
+        elif fault is not None and answer.status == 200:
+            outline = {"campaign": {"id": answer.campaign_id}, "detail": None}
             answer = dataclasses.replace(
-                json_answer(200, {"campaign": {}}), campaign_id=answer.campaign_id
+                _misshapen(answer, fault, outline), campaign_id=answer.campaign_id
             )
-        return dataclasses.replace(answer, delay=latency + (fault.seconds if fault else 0.0))
+        return dataclasses.replace(answer, delay=latency + _slowness(fault))
 
     def report(self, project_id: int, headers: Mapping[str, str], raw: bytes) -> Answer:
         fault, latency = self._next_fault(create=False)
-        if fault is not None and fault.kind != fault_specs.SLOW:
+        if fault is not None and fault.kind in (fault_specs.STATUS, fault_specs.DROP):
             return _fault_answer(fault, latency)
         answer = self._report(project_id, headers, raw)
-        return dataclasses.replace(answer, delay=latency + (fault.seconds if fault else 0.0))
+        if fault is not None and answer.status == 200:
+            answer = _misshapen(answer, fault, {"columns": [], "data": None})
+        return dataclasses.replace(answer, delay=latency + _slowness(fault))
 
     # --- controls and inspection ----------------------------------------------------------
 
@@ -324,6 +333,29 @@ _OPTION_PARSERS: dict[str, Callable[[Any], Any]] = {
     "report_phone_format": _phone_format,
     "report_phone_field": _field_name,
 }
+
+
+def _slowness(fault: Fault | None) -> float:
+    return fault.seconds if fault is not None and fault.kind == fault_specs.SLOW else 0.0
+
+
+def _misshapen(answer: Answer, fault: Fault, outline: dict) -> Answer:
+    """The 200 ``answer`` as a fault spoils it. A deep fault nests where ``outline``, the
+    answer's shape, holds None (after a campaign's id, so the id stays readable)."""
+    if fault.kind == fault_specs.ENDLESS:
+        return dataclasses.replace(answer, body=b"", endless=True)
+    if fault.kind == fault_specs.DRIP:
+        padded = b" " * DRIP_PADDING + answer.body
+        return dataclasses.replace(answer, body=padded, drip=fault.seconds)
+    if fault.kind == fault_specs.CAMPAIGN_ID:
+        return json_answer(200, {"campaign": {"id": fault.campaign_id}})
+    if fault.kind == fault_specs.DEEP:
+        nesting = b"[" * fault.depth + b"]" * fault.depth
+        body = _ENCODER.encode(outline).encode().replace(b"null", nesting, 1)
+        return dataclasses.replace(answer, body=body)
+    if fault.kind == fault_specs.NO_ID:
+        return json_answer(200, {"campaign": {}})
+    return answer
 
 
 def _fault_answer(fault: Fault, latency: float) -> Answer:

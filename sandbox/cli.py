@@ -35,14 +35,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="SPEC",
         help="fault for the next campaign creation, repeatable, used in order: 503, "
-        "429:retry-after=2, 500, 401, drop, drop-after-create, no-id, slow:SECONDS",
+        "429:retry-after=2, 500, 401, drop, drop-after-create, no-id, slow:SECONDS; or a 200 "
+        "no client should trust: endless (a body that never ends), drip:SECONDS (one byte "
+        "every SECONDS), deep[:LEVELS] (JSON nested 100000 levels), id:INTEGER (that id)",
     )
     parser.add_argument(
         "--report-fault",
         action="append",
         default=[],
         metavar="SPEC",
-        help="fault for the next report call, repeatable: a status, drop or slow:SECONDS",
+        help="fault for the next report call, repeatable: a status, drop, slow:SECONDS, "
+        "endless, drip:SECONDS or deep[:LEVELS]",
     )
     parser.add_argument(
         "--report-missing-every",

@@ -45,6 +45,8 @@ log = logging.getLogger("callbridge.sandbox")
 IDLE_TIMEOUT_SECONDS = 60.0
 # How quickly ``stop`` is noticed by the serving thread.
 SHUTDOWN_POLL_SECONDS = 0.02
+# What an endless answer repeats.
+ENDLESS_PIECE = b"0," * 32 * 1024
 _REPORT_PATH = re.compile(r"/api/analytics/(?P<project_id>[0-9]{1,18})/report")
 _CAMPAIGN_PATH = re.compile(r"campaigns/(?P<campaign_id>[0-9]{1,18})")
 
@@ -234,9 +236,28 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(answer.status)
         for name, value in answer.headers:
             self.send_header(name, value)
+        if answer.endless:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.close_connection = True
+            self._send_for_ever()
+            return
         self.send_header("Content-Length", str(len(answer.body)))
         self.end_headers()
-        self.wfile.write(answer.body)
+        if not answer.drip:
+            self.wfile.write(answer.body)
+            return
+        for index in range(len(answer.body)):
+            time.sleep(answer.drip)
+            self.wfile.write(answer.body[index : index + 1])
+
+    def _send_for_ever(self) -> None:
+        """A JSON array that never closes, until the client (or ``stop``) hangs up: writing
+        then fails, which ends this thread's request."""
+        self.wfile.write(b"1\r\n[\r\n")
+        chunk = b"%x\r\n%s\r\n" % (len(ENDLESS_PIECE), ENDLESS_PIECE)
+        while True:
+            self.wfile.write(chunk)
 
     def log_message(self, format: str, *args: Any) -> None:
         """http.server's own lines go to the debug log; ``_serve`` logs each request once."""

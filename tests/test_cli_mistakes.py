@@ -67,7 +67,7 @@ def test_a_bad_argument_is_one_line(tmp_path) -> None:
         "(see callbridge health --help)"
     )
     assert mistake(callbridge("report", "twelve", env=clean_env())).startswith(
-        "callbridge report: argument campaign_id: invalid int value: 'twelve'"
+        "callbridge report: argument campaign_id: 'twelve' is not a campaign id (1 to 2^63 - 1)"
     )
 
 

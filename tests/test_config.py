@@ -35,6 +35,8 @@ def test_the_defaults_are_the_documented_ones(tmp_path, monkeypatch) -> None:
     assert settings.retry_max_minutes == 60
     assert settings.report_retry_hours == 24
     assert settings.http_concurrency == 4
+    assert settings.http_call_deadline_seconds == 60
+    assert settings.platform_max_answer_bytes == 64 * 1024 * 1024
     assert settings.auth_header_value is None
 
 
@@ -56,6 +58,14 @@ def test_the_defaults_are_the_documented_ones(tmp_path, monkeypatch) -> None:
         ("IS74_API_URL", "ai-assistant.is74.ru"),
         ("CALL_RESULTS_QUEUE", " "),
         ("IS74_API_TOKEN", ""),
+        ("IS74_API_TOKEN", "two\nlines"),
+        ("IS74_API_TOKEN", "with space"),
+        ("IS74_API_TOKEN", "tab\tinside"),
+        ("IS74_API_TOKEN", "кириллица"),
+        ("IS74_AUTH_HEADER", "Auth:orization"),
+        ("IS74_AUTH_HEADER", "X Api Key"),
+        ("HTTP_CALL_DEADLINE_SECONDS", "0"),
+        ("PLATFORM_MAX_ANSWER_BYTES", "100"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
@@ -150,6 +160,19 @@ def test_a_url_is_named_without_its_password(variable: str, value: str) -> None:
     message = str(excinfo.value)
     assert message.startswith(f"{variable}='") and "crm:***@" in message
     assert "s3cret" not in message
+
+
+def test_a_token_that_cannot_be_sent_is_refused_without_showing_it() -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings({"IS74_API_TOKEN": "first-half\nsecond-half"})
+    assert str(excinfo.value) == (
+        "IS74_API_TOKEN=<hidden>: must be visible ASCII characters only, without spaces, tabs "
+        "or line breaks"
+    )
+
+
+def test_a_token_read_from_a_file_loses_its_last_line_break() -> None:
+    assert load_settings({"IS74_API_TOKEN": "abc-123\n"}).is74_api_token == "abc-123"
 
 
 def test_the_token_makes_a_bearer_header() -> None:

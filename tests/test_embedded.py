@@ -75,7 +75,7 @@ def test_run_send_and_status_work_with_no_services(
 
 def test_a_second_worker_on_one_sqlite_file_is_refused(tmp_path, embedded_env, background_worker):
     eventually(
-        lambda: (tmp_path / "var" / "callbridge.lock").exists(),
+        lambda: (tmp_path / "var" / "callbridge.db.lock").exists(),
         what="the first worker's lock file",
     )
     second = callbridge("run", cwd=tmp_path, env=embedded_env)

@@ -53,6 +53,7 @@ TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
         ("to 89123456789 89123456780.", "to +7912***6789 +7912***6780."),
         ("ts 1732672800 9123456789", "ts 1732672800 +7912***6789"),
         ("lead-89120000990", "lead-+7912***0990"),
+        ("7 912 345 67 89 7 912 345 67 90", "+7912***6789 +7912***6790"),
     ],
 )
 def test_what_parses_as_a_phone_is_masked(text: str, expected: str) -> None:
@@ -81,6 +82,7 @@ def test_what_parses_as_a_phone_is_masked(text: str, expected: str) -> None:
         "ts=1732672800",
         "id=12345678901234567890",
         "order 1234567890",
+        "platform_campaign_id=9223372036854775808",  # longer than any phone number
     ],
 )
 def test_what_is_not_a_phone_is_left_alone(text: str) -> None:

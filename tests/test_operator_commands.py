@@ -91,7 +91,8 @@ def test_health_judges_each_figure_against_its_limit() -> None:
     assert assess(workers, quiet, {}, limits=Limits(), now=now) == Health(
         True,
         "ok: worker 7 (host h, pid 9) beat 3.0 s ago; outbox empty; no creation due; "
-        "no report due; no platform call yet; no unknown outcome",
+        "no report due; no platform call yet; no unknown outcome; "
+        "no request held too long by a step",
     )
     waiting = {"outbox_backlog": 3, "outbox_oldest_age_seconds": 200.0}
     due = {"created": (2, ago(700)), "received": (1, ago(5)), "retry": (4, ago(9))}
@@ -111,6 +112,30 @@ def test_health_judges_each_figure_against_its_limit() -> None:
     assert assess([], quiet, {}, limits=Limits(), now=now, host="h").line == (
         "unhealthy: no worker is registered on host h"
     )
+
+
+def test_health_fails_when_a_live_workers_step_holds_a_request_past_its_limit() -> None:
+    now = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+    stale = now - dt.timedelta(minutes=5)
+    workers = [
+        {"worker_key": 7, "hostname": "h", "pid": 9, "heartbeat_at": now},
+        {"worker_key": 8, "hostname": "h", "pid": 10, "heartbeat_at": stale},
+    ]
+    quiet = {"outbox_backlog": 0, "outbox_oldest_age_seconds": None}
+
+    def held(owner: int, seconds: float) -> dict:
+        moment = now - dt.timedelta(seconds=seconds)
+        return {"request_id": f"r{owner}", "state": "sending", "owner": owner, "updated_at": moment}
+
+    limits = Limits(step=120)
+    stuck = assess(workers, quiet, {}, limits=limits, now=now, held=[held(7, 130)])
+    assert stuck == Health(
+        False,
+        "unhealthy: 1 request(s) held by a live worker's step for over 120 s: r7 sending for "
+        "130 s by worker 7 (its step is stuck)",
+    )
+    dead_owners = assess(workers, quiet, {}, limits=limits, now=now, held=[held(8, 500)])
+    assert dead_owners.ok, "a dead worker's rows are settled by the live ones, not a stall"
 
 
 def test_health_is_ok_while_a_worker_beats_and_says_why_not_once_it_died(

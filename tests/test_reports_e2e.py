@@ -288,6 +288,42 @@ def test_a_report_failing_past_REPORT_RETRY_HOURS_ends_report_failed_and_can_be_
     assert heard_of(of_type(events, "campaign.report"), contacts(body))[0] == set(contacts(body))
 
 
+@pytest.mark.parametrize("fault", ["deep", "drip:1"])
+def test_a_report_answer_that_cannot_be_read_ends_report_failed_and_the_next_report_arrives(
+    bridge, results_reader, fault
+):
+    """JSON nested 100,000 levels deep, or an answer dripping past HTTP_CALL_DEADLINE_SECONDS:
+    each try fails like any other, until the budget is spent."""
+    schedule = window_ending_in(0)
+    retry_hours = ((utcnow() - window_end(schedule)).total_seconds() + 8) / 3600
+    deployment = bridge(
+        sandbox={"report_faults": [fault] * 100},
+        REPORT_RETRY_HOURS=f"{retry_hours:.6f}",
+        HTTP_CALL_DEADLINE_SECONDS="2",
+    )
+    body = call_request("e2e-hostile", phones=2, schedule=schedule, report={"delay_minutes": 0})
+    deployment.accept_earlier(body)
+    worker = deployment.worker()
+
+    events = results_reader.wait_for(
+        lambda events: of_type(events, "campaign.report_failed"), timeout=40
+    )
+    (failed,) = of_type(events, "campaign.report_failed")
+    assert failed["error"]["status"] == 200
+    assert len(analytics_statuses(deployment.sandbox)) >= 2  # retried, with backoff
+    assert "Traceback" not in worker.log_text()
+    assert deployment.cli("health").returncode == 0
+
+    deployment.sandbox.set_faults(report_faults=[])
+    follower = finished_request("e2e-after-hostile", phones=2)
+    deployment.accept_earlier(follower)
+    events = results_reader.wait_for(whole_report, timeout=30)
+    assert heard_of(of_type(events, "campaign.report"), contacts(follower))[0] == set(
+        contacts(follower)
+    )
+    assert deployment.cli("health").returncode == 0
+
+
 def test_report_command_publishes_a_campaigns_report_before_it_is_due_with_no_worker_running(
     bridge, rabbitmq_url, queues, results_reader
 ):

@@ -501,6 +501,87 @@ def test_report_faults_fail_the_next_report_once(
     assert client.post("/api/analytics/1/report", query).status_code == 200
 
 
+def streamed(response: requests.Response, limit: int) -> bytes:
+    """At most ``limit`` bytes of a streamed answer, then hang up."""
+    received = b""
+    for chunk in response.iter_content(64 * 1024):
+        received += chunk
+        if len(received) >= limit:
+            break
+    response.close()
+    return received
+
+
+def stream(client: Client, path: str, body: object) -> requests.Response:
+    sent = {**client.auth, "Content-Type": "application/json"}
+    return client.session.post(
+        client.url + path, data=json.dumps(body), headers=sent, stream=True, timeout=5
+    )
+
+
+@pytest.mark.parametrize("create", [True, False], ids=["create", "report"])
+def test_an_endless_fault_streams_for_as_long_as_the_client_reads(
+    make_sandbox, sandbox_token: str, create: bool
+) -> None:
+    sandbox = make_sandbox(**{"create_faults" if create else "report_faults": ["endless"]})
+    client = Client(sandbox, sandbox_token)
+    campaign_id = None if create else created_id(client.create(documented_campaign_body()))
+    path, body = (
+        ("/api/campaigns", documented_campaign_body())
+        if create
+        else ("/api/analytics/1/report", documented_report_query(campaign_id))
+    )
+
+    response = stream(client, path, body)
+    assert response.status_code == 200
+    assert response.headers["Transfer-Encoding"] == "chunked"
+    assert streamed(response, 8 * 1024 * 1024).startswith(b"[0,0,0,")
+    assert len(sandbox.campaigns) == 1, "the campaign is created before the answer runs away"
+    assert client.create(documented_campaign_body()).status_code == 200
+
+
+def test_a_drip_fault_sends_the_answer_one_byte_at_a_time(make_sandbox, sandbox_token) -> None:
+    sandbox = make_sandbox(create_faults=["drip:0.05"])
+    response = stream(Client(sandbox, sandbox_token), "/api/campaigns", documented_campaign_body())
+
+    started = time.monotonic()
+    first = next(response.raw.stream(1))
+    second = next(response.raw.stream(1))
+    elapsed = time.monotonic() - started
+
+    assert (first, second) == (b" ", b" ")
+    assert 0.05 <= elapsed < 1
+    assert int(response.headers["Content-Length"]) > 1024
+    response.close()
+    assert len(sandbox.campaigns) == 1
+
+
+@pytest.mark.parametrize(("spec", "depth"), [("deep", 100_000), ("deep:70", 70)])
+def test_a_deep_fault_nests_json_that_deep(make_sandbox, sandbox_token, spec, depth) -> None:
+    sandbox = make_sandbox(create_faults=[spec], report_faults=[spec])
+    client = Client(sandbox, sandbox_token)
+
+    created = client.create(documented_campaign_body())
+    campaign_id = sandbox.campaigns[0].id
+    report = client.post("/api/analytics/1/report", documented_report_query(campaign_id))
+
+    nesting = b"[" * depth + b"]" * depth
+    assert created.content == b'{"campaign":{"id":%d},"detail":%s}' % (campaign_id, nesting)
+    assert report.content == b'{"columns":[],"data":%s}' % nesting
+
+
+@pytest.mark.parametrize("campaign_id", [2**63, -1, 0, 10**30])
+def test_an_id_fault_answers_that_id_for_the_campaign_it_created(
+    make_sandbox, sandbox_token: str, campaign_id: int
+) -> None:
+    sandbox = make_sandbox(create_faults=[f"id:{campaign_id}"])
+
+    response = Client(sandbox, sandbox_token).create(documented_campaign_body())
+
+    assert response.content == b'{"campaign":{"id":%d}}' % campaign_id
+    assert len(sandbox.campaigns) == 1
+
+
 @pytest.mark.parametrize(
     ("options", "words"),
     [
@@ -509,6 +590,9 @@ def test_report_faults_fail_the_next_report_once(
         ({"create_faults": "503"}, "must be a list"),
         ({"report_faults": ["no-id"]}, "only applies to campaign creation"),
         ({"report_faults": ["drop-after-create"]}, "only applies to campaign creation"),
+        ({"report_faults": ["id:5"]}, "only applies to campaign creation"),
+        ({"create_faults": ["drip"]}, "unknown fault"),
+        ({"create_faults": ["id:abc"]}, "unknown fault"),
         ({"latency": -1}, "must be a number >= 0"),
         ({"report_rows_per_phone": 0}, "must be an integer >= 1"),
         ({"report_missing_every": True}, "must be an integer >= 0"),

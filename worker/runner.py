@@ -6,7 +6,8 @@
 - a housekeeping thread beats the worker's heartbeat and settles dead workers' rows.
 
 SIGTERM/SIGINT stop intake at once, let the step threads finish the call they are in (bounded
-by the HTTP timeout), publish what is pending, and exit 0.
+by HTTP_CALL_DEADLINE_SECONDS), publish what is pending, and exit 0. A worker that loses its
+liveness lock exits 3; a SQLite worker whose database file vanished exits 4.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 from adapters import broker, error_reporting, metrics
@@ -46,6 +48,9 @@ IDLE_WAIT_SECONDS = 1.0
 HOUSEKEEPING_SECONDS = 2.0
 LOOP_ERROR_PAUSE_SECONDS = 2.0
 EXIT_LOST_LIVENESS = 3
+EXIT_STORE_GONE = 4
+# What a step thread may take beyond its call's deadline to settle it, at shutdown.
+SETTLE_SECONDS = 5.0
 
 
 class Worker:
@@ -153,6 +158,16 @@ class Worker:
                 self.exit_code = EXIT_LOST_LIVENESS
                 self.stop()
                 return
+            gone = self.liveness.store_gone()
+            if gone is not None:
+                log.critical(
+                    "%s; stopping: what this worker stores now would be lost. Put the store "
+                    "back, or start a worker on a new one (its requests' states are lost)",
+                    gone,
+                )
+                self.exit_code = EXIT_STORE_GONE
+                self.stop()
+                return
             view = self.platform_watch.view(pause_left=self.ctx.gate.seconds_left())
             self.store.heartbeat(self.ctx.owner, view)
             settle_orphans(self.ctx, self.liveness)
@@ -167,10 +182,11 @@ class Worker:
 
     def _shutdown(self, threads: list[threading.Thread]) -> None:
         self.stop()
-        budget = self.settings.http_timeout_seconds + 5
+        # One budget for all: the step threads' calls run side by side, each cut at its deadline.
+        ends_at = time.monotonic() + self.settings.http_call_deadline_seconds + SETTLE_SECONDS
         for thread in threads:
             if thread.name != "relay":
-                thread.join(budget)
+                thread.join(max(0.0, ends_at - time.monotonic()))
         for thread in threads:
             if thread.name == "relay":
                 thread.join(10)

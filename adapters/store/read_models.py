@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from adapters.store.engine import Database
 from adapters.store.records import aware, naive, utcnow
-from adapters.store.states import PENDING_CREATE, State
+from adapters.store.states import IN_FLIGHT, PENDING_CREATE, State
 from adapters.store.tables import outbox_table, requests_table, workers_table
 
 
@@ -136,6 +136,26 @@ class ReadModels(Database):
             "requests_by_state": by_state,
             "reports_due": reports_due,
         }
+
+    def held_since(self, before: dt.datetime, *, limit: int = 20) -> list[dict[str, Any]]:
+        """In-flight requests (``sending``, ``reporting``) unchanged since before ``before``,
+        the longest held first: for ``callbridge health``, which knows whose owners live."""
+        with self.reading() as conn:
+            rows = conn.execute(
+                sa.select(
+                    requests_table.c.request_id,
+                    requests_table.c.state,
+                    requests_table.c.owner,
+                    requests_table.c.updated_at,
+                )
+                .where(
+                    requests_table.c.state.in_(IN_FLIGHT),
+                    requests_table.c.updated_at < naive(before),
+                )
+                .order_by(requests_table.c.updated_at)
+                .limit(limit)
+            )
+            return [{**row._asdict(), "updated_at": aware(row.updated_at)} for row in rows]
 
     def overdue(self, now: dt.datetime) -> dict[str, tuple[int, dt.datetime]]:
         """Requests a step may claim now, by state: how many, and the earliest due time.

@@ -10,7 +10,7 @@ import argparse
 import socket
 
 from adapters.config import STORE, Settings
-from handlers.health import Limits, check
+from handlers.health import SETTLE_MARGIN_SECONDS, Limits, check
 
 USES = (STORE,)
 # Each limit's option, the Limits field it sets, and what it bounds.
@@ -40,6 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             help=f"{bounds} (default {default:g})",
         )
     parser.add_argument(
+        "--max-step-age",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="a live worker's step may hold a request (sending, reporting) this long "
+        f"(default HTTP_CALL_DEADLINE_SECONDS + {SETTLE_MARGIN_SECONDS:g})",
+    )
+    parser.add_argument(
         "--local",
         action="store_true",
         help=f"count only workers on this host ({socket.gethostname()}): for a liveness probe",
@@ -47,7 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
-    limits = Limits(**{field: getattr(args, field) for _, field, _ in _LIMIT_OPTIONS})
+    limits = Limits(
+        **{field: getattr(args, field) for _, field, _ in _LIMIT_OPTIONS},
+        step=args.max_step_age,
+    )
     health = check(settings, limits, host=socket.gethostname() if args.local else None)
     print(health.line)
     return health.exit_code

@@ -34,13 +34,14 @@ from handlers.publish_now import PublishFailed, publish_events
 from handlers.report import ReportJob
 from schemas.events import CAMPAIGN_REPORT
 from schemas.platform import format_utc_timestamp
+from worker.commands import campaign_id
 
 USES = (STORE, PLATFORM, BROKER, QUEUES)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's flags; each optional one is a field of ``ReportArgs``."""
-    parser.add_argument("campaign_id", type=int, help="the platform's campaign id")
+    parser.add_argument("campaign_id", type=campaign_id, help="the platform's campaign id")
     for name in ("scenario-id", "start-block-id", "project-id"):
         parser.add_argument(
             f"--{name}", type=int, help="required for a campaign callbridge did not create"

@@ -16,6 +16,7 @@ from adapters.store import Store, open_store
 from handlers.publish_now import PublishFailed, publish_events
 from handlers.resolve import Refused, check_campaign, resend, resolve_created
 from schemas.events import CAMPAIGN_CREATED
+from worker.commands import campaign_id
 
 USES = (STORE, PLATFORM, BROKER, QUEUES)
 
@@ -28,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how = parser.add_mutually_exclusive_group(required=True)
     how.add_argument(
         "--campaign-id",
-        type=_positive,
+        type=campaign_id,
         metavar="N",
         help="the platform did create it, as campaign N: publish campaign.created",
     )
@@ -90,10 +91,3 @@ def publish(settings: Settings, store: Store, request_id: str, event_id: str) ->
         return EXIT_REFUSED
     print(f"published {event_id}")
     return EXIT_OK
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be a positive campaign id")
-    return value
