@@ -7,12 +7,14 @@ state change made in one transaction with its event can never be half done.
 
 The store is SQLAlchemy Core over SQLite (one worker process) or PostgreSQL (any number), in
 parts: the tables and their migrations, the engine, a request's life (``requests``), the
-outbox, the registered workers, and the read models that health, metrics and the operator's
-commands show. ``Store`` is all of them over one engine.
+outbox, the registered workers, the read models that health, metrics and the operator's
+commands show, and the audit log of what operators did. ``Store`` is all of them over one engine.
 """
 
 from __future__ import annotations
 
+from adapters.store.audit import Audit, AuditEntry
+from adapters.store.browse import Browse
 from adapters.store.engine import StoreMissing, create_engine
 from adapters.store.migrations import Migrations
 from adapters.store.outbox import Outbox
@@ -32,6 +34,7 @@ from adapters.store.workers import Workers
 __all__ = [
     "IN_FLIGHT",
     "PENDING_CREATE",
+    "AuditEntry",
     "Event",
     "NewRequest",
     "PendingEvent",
@@ -46,7 +49,7 @@ __all__ = [
 ]
 
 
-class Store(Migrations, Workers, Requests, Outbox, ReadModels):
+class Store(Migrations, Workers, Requests, Outbox, ReadModels, Audit, Browse):
     """Every part of the store over one engine."""
 
 

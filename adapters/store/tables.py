@@ -98,3 +98,31 @@ workers_table = sa.Table(
     # What the worker has seen of the platform, written with each heartbeat (``PlatformView``).
     *PLATFORM_VIEW_COLUMNS,
 )
+
+# What operators did, from the console or the CLI: who, what, when, from where, and what came
+# of it. Rows are only ever added.
+audit_table = sa.Table(
+    "callbridge_audit",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    # The client's address (the console), or ``cli@<host>``.
+    sa.Column("address", sa.String(255), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("request_id", sa.String(128)),
+    # What else the action concerned: a dead letter's id, a campaign id.
+    sa.Column("subject", sa.String(255)),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Index("ix_callbridge_audit_request", "request_id", "id"),
+)
+
+# The console's lists and counts: the newest requests first, by key, and those received over a
+# time window by state.
+sa.Index(
+    "ix_callbridge_requests_received",
+    requests_table.c.received_at,
+    requests_table.c.request_id,
+)

@@ -12,12 +12,17 @@ import argparse
 import json
 import sys
 
-from amqp.exceptions import MessageNacked
-from kombu.exceptions import OperationalError
-
-from adapters import broker
 from adapters.config import BROKER, QUEUES, STORE, Settings
-from handlers.dead_letters import DeadLetter, Shown, drop, look, replay, show
+from handlers.dead_letters import (
+    DeadLetter,
+    Shown,
+    broker_failures,
+    drop,
+    look,
+    replay,
+    replay_summary,
+    show,
+)
 from worker.commands import UsageError
 
 USES = (BROKER, QUEUES, STORE)
@@ -53,8 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
-    probe = broker.connect(settings)  # lazy: only asked which errors its transport raises
-    errors = (OperationalError, MessageNacked, *probe.connection_errors, *probe.channel_errors)
+    errors = broker_failures(settings)
     if args.yes and args.drop is None:
         raise UsageError("--yes confirms --drop ID, and nothing else")
     try:
@@ -101,13 +105,8 @@ def drop_dead_letter(settings: Settings, *, key: str, limit: int) -> int:
     present, dropped = drop(settings, key=key, limit=limit)
     if dropped is None:
         return _none(settings, present, key, limit)
-    letter = dropped.letter
-    if not dropped.dropped:
-        print(f"kept #{letter.position} id={letter.key}: {dropped.reason}")
-        return EXIT_NOT_DONE
-    queue = settings.dead_letter_queue
-    print(f"dropped #{letter.position} id={letter.key} from {queue}: {dropped.reason}")
-    return EXIT_OK
+    print(dropped.line(settings.dead_letter_queue))
+    return EXIT_OK if dropped.dropped else EXIT_NOT_DONE
 
 
 def replay_dead_letters(settings: Settings, *, key: str | None, limit: int) -> int:
@@ -115,18 +114,13 @@ def replay_dead_letters(settings: Settings, *, key: str | None, limit: int) -> i
     present, outcomes = replay(settings, key=key, limit=limit)
     _header(settings, present, limit)
     for outcome in outcomes:
-        letter = outcome.letter
-        if outcome.replayed:
-            print(f"replayed #{letter.position} id={letter.key} to {settings.call_requests_queue}")
-        else:
-            print(f"kept #{letter.position} id={letter.key}: {outcome.reason}")
-    replayed = sum(outcome.replayed for outcome in outcomes)
-    print(f"replayed {replayed}, kept {len(outcomes) - replayed}")
+        print(outcome.line(settings.call_requests_queue))
+    print(replay_summary(outcomes))
     if key is None:
         return EXIT_OK
     if not outcomes:
         return _none(settings, present, key, limit)
-    return EXIT_OK if replayed else EXIT_NOT_DONE
+    return EXIT_OK if any(outcome.replayed for outcome in outcomes) else EXIT_NOT_DONE
 
 
 def _print_letter(letter: DeadLetter) -> None:

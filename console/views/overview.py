@@ -1,0 +1,67 @@
+"""The overview: how the requests fare, whether events go out and the workers live, what the
+platform answers, and ``callbridge health``'s verdict. It refreshes itself every
+``REFRESH_SECONDS``; its figures are read at most once per ``FIGURES_SECONDS`` for every
+viewer together, and the page says how old they are."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+from flask import Blueprint, render_template
+
+from adapters.config import BROKER, PLATFORM, QUEUES, STORE, where
+from adapters.store import State, utcnow
+from console.app import console
+from handlers.health import Health, Limits, check
+from handlers.reasons import pauses
+
+blueprint = Blueprint("overview", __name__)
+
+REFRESH_SECONDS = 15
+FIGURES_SECONDS = 10.0
+WINDOWS = (("24 h", dt.timedelta(hours=24)), ("7 d", dt.timedelta(days=7)))
+STATES = tuple(State)
+
+
+@dataclasses.dataclass(frozen=True)
+class Figures:
+    at: dt.datetime
+    health: Health
+    by_state: dict[str, dict[str, int]]  # window label -> state -> count
+    stats: dict[str, Any]
+    unknown: tuple[int, dt.datetime | None]
+    workers: list[dict[str, Any]]
+    paused: list[str]
+
+
+@blueprint.get("/")
+def overview():
+    tools = console()
+    figures, figures_age = tools.cached("overview", FIGURES_SECONDS, read_figures)
+    return render_template(
+        "overview.html",
+        figures=figures,
+        windows=[label for label, _ in WINDOWS],
+        states=STATES,
+        refresh=REFRESH_SECONDS,
+        figures_age=figures_age,
+        using=where(tools.settings, (STORE, BROKER, PLATFORM, QUEUES)),
+    )
+
+
+def read_figures() -> Figures:
+    tools = console()
+    store = tools.store
+    now = utcnow()
+    workers = store.workers()
+    return Figures(
+        at=now,
+        health=check(tools.settings, Limits()),
+        by_state={label: store.requests_by_state_since(now - span) for label, span in WINDOWS},
+        stats=store.stats(now),
+        unknown=store.unknown_outcomes(),
+        workers=workers,
+        paused=pauses(workers, now=now),
+    )
