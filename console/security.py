@@ -67,8 +67,9 @@ def install(app: Flask, users: Users, logged_out: LoggedOut) -> None:
     @app.before_request
     def require_login() -> Response | None:
         g.user = session_user(users, logged_out)
+        # The session is left as it is: a request the browser makes on its own (an icon) must
+        # not wipe the login form's CSRF token.
         if g.user is None and request.endpoint not in PUBLIC_ENDPOINTS:
-            session.clear()
             return redirect(url_for("auth.login", next=_here()))
         return None
 

@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.plugins.private_broker",
     "tests.plugins.sentry",
     "tests.plugins.console",
+    "tests.plugins.browser",
 ]
