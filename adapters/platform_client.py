@@ -149,7 +149,7 @@ class PlatformClient:
         }
         read_timeout = settings.http_timeout_seconds
         self._timeout = (min(MAX_CONNECT_TIMEOUT, read_timeout), read_timeout)
-        self._session = session or _session_without_retries(
+        self._session = session or session_without_retries(
             settings.http_concurrency, self._base_url
         )
         self._observe = observe
@@ -284,7 +284,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - now).total_seconds())
 
 
-def _session_without_retries(pool_size: int, base_url: str) -> requests.Session:
+def session_without_retries(pool_size: int, base_url: str) -> requests.Session:
     """A session that never retries, and reads the environment (proxies, CA bundle) once.
 
     Left to itself, requests reads the proxy settings of the environment again at every call, a
