@@ -34,10 +34,10 @@ IDLE_GAP_SECONDS = 0.2
 def floor_rate(rig: Rig, count: int) -> float:
     """Messages per second of ``bench.floor``: the pipeline without callbridge."""
     with rig.scenario() as scenario:
-        _publish_burst(scenario, count)
+        request_ids = _publish_burst(scenario, count)
         scenario.start_process([sys.executable, "-m", "bench.floor", str(count)], scenario.env())
         rate = steady_rate(rig.broker_url, scenario.queues.results, count, timeout=_budget(count))
-        _expect_created(scenario, count)
+        _expect_created(scenario, request_ids)
         return rate
 
 
@@ -57,12 +57,12 @@ def worker_rate(
         env = scenario.env(DATABASE_URL=url)
         if concurrency:
             env["HTTP_CONCURRENCY"] = str(concurrency)
-        _publish_burst(scenario, count)
+        request_ids = _publish_burst(scenario, count)
         scenario.start_workers(env, workers, wait=False)
         rate = steady_rate(
             rig.broker_url, scenario.queues.results, count, timeout=_budget(count, latency)
         )
-        _expect_created(scenario, count)
+        _expect_created(scenario, request_ids)
         return rate
 
 
@@ -159,10 +159,12 @@ def idle_latency(rig: Rig, samples: int) -> dict[str, float]:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _publish_burst(scenario: Scenario, count: int) -> None:
+def _publish_burst(scenario: Scenario, count: int) -> set[str]:
+    """Publish ``count`` call requests; their request ids."""
     prefix = uuid.uuid4().hex[:8]
     bodies = [call_request(f"{prefix}-{n:05d}", phones=PHONES_PER_REQUEST) for n in range(count)]
     publish_many(scenario.rig.broker_url, scenario.queues.requests, bodies)
+    return {body["request_id"] for body in bodies}
 
 
 def _budget(count: int, latency: float = 0.0) -> float:
@@ -187,14 +189,20 @@ def _take_events(scenario: Scenario, count: int) -> list[dict]:
     return events
 
 
-def _expect_created(scenario: Scenario, count: int) -> None:
-    """The ``count`` results are one ``campaign.created`` for each request of the burst."""
+def _expect_created(scenario: Scenario, request_ids: set[str]) -> None:
+    """The results are one ``campaign.created`` for each request of the burst, each with its
+    own campaign, and nothing else: the platform received one create call per request."""
+    count = len(request_ids)
     events = _take_events(scenario, count)
     wrong = [event["type"] for event in events if event["type"] != "campaign.created"]
     if wrong:
         raise BenchError(f"{len(wrong)} of {count} requests did not end created: {wrong[:3]}")
-    if len({event["request_id"] for event in events}) != count:
-        raise BenchError("a request was reported created twice, so another never was")
+    if {event["request_id"] for event in events} != request_ids:
+        raise BenchError("the results do not name each request of the burst once")
+    if len({event["campaign_id"] for event in events}) != count:
+        raise BenchError("two results name the same campaign")
+    if (calls := scenario.rig.sandbox.create_calls()) != count:
+        raise BenchError(f"the platform received {calls} create calls for {count} requests")
 
 
 def _wait_until(condition, what: str) -> None:
