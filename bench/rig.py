@@ -153,6 +153,10 @@ class Scenario:
         self._databases: list[str] = []
         self._profilers: list[subprocess.Popen] = []
 
+    def database_url(self, store: str) -> str:
+        """A fresh database of ``store``, ``sqlite`` or ``postgres``."""
+        return self.postgres_url() if store == "postgres" else self.sqlite_url()
+
     def sqlite_url(self) -> str:
         return f"sqlite:///{self.rig.workdir / uuid.uuid4().hex[:12]}.db"
 

@@ -53,8 +53,7 @@ def worker_rate(
     """Requests per second of ``workers`` processes of ``callbridge run`` on one store."""
     with rig.scenario() as scenario:
         rig.sandbox.configure(latency=latency)
-        url = scenario.postgres_url() if database == "postgresql" else scenario.sqlite_url()
-        env = scenario.env(DATABASE_URL=url)
+        env = scenario.env(DATABASE_URL=scenario.database_url(database))
         if concurrency:
             env["HTTP_CONCURRENCY"] = str(concurrency)
         request_ids = _publish_burst(scenario, count)
@@ -66,8 +65,9 @@ def worker_rate(
         return rate
 
 
-def big_request(rig: Rig, *, phones: int, rows_per_phone: int) -> dict[str, float]:
-    """One request of ``phones`` phones, then its report of ``phones * rows_per_phone`` rows.
+def big_request(rig: Rig, *, database: str, phones: int, rows_per_phone: int) -> dict[str, float]:
+    """One request of ``phones`` phones, then its report of ``phones * rows_per_phone`` rows,
+    on a store of ``database``.
 
     The request: the worker's CPU seconds from receipt to the create call, and its peak RSS
     until ``campaign.created`` was published. The report: seconds from the worker's analytics
@@ -76,7 +76,7 @@ def big_request(rig: Rig, *, phones: int, rows_per_phone: int) -> dict[str, floa
     """
     with rig.scenario() as scenario:
         rig.sandbox.configure(latency=CREATE_HOLD_SECONDS, report_rows_per_phone=rows_per_phone)
-        database_url = scenario.sqlite_url()
+        database_url = scenario.database_url(database)
         (worker,) = scenario.start_workers(scenario.env(DATABASE_URL=database_url))
         request_id = f"big-{uuid.uuid4().hex[:8]}"
         body = json.dumps(call_request(request_id, phones=phones), ensure_ascii=False).encode()
@@ -107,14 +107,15 @@ def big_request(rig: Rig, *, phones: int, rows_per_phone: int) -> dict[str, floa
         return figures
 
 
-def idle_latency(rig: Rig, samples: int) -> dict[str, float]:
-    """Milliseconds from publishing one request to receiving its ``campaign.created``, at idle.
+def idle_latency(rig: Rig, samples: int, *, database: str) -> dict[str, float]:
+    """Milliseconds from publishing one request to receiving its ``campaign.created``, at idle,
+    on a store of ``database``.
 
     One request at a time with a pause between, so the worker is idle when each arrives; the
     first is a warm-up (the HTTP connection is opened) and not counted.
     """
     with rig.scenario() as scenario:
-        scenario.start_workers(scenario.env(DATABASE_URL=scenario.sqlite_url()))
+        scenario.start_workers(scenario.env(DATABASE_URL=scenario.database_url(database)))
         bodies = [
             json.dumps(call_request(f"idle-{uuid.uuid4().hex[:8]}-{n}", phones=1)).encode()
             for n in range(samples + 1)
