@@ -60,6 +60,8 @@ _NOT_PHONE = re.compile(
 )
 _PHONE = re.compile(rf"{_EDGE_BEFORE}\+?\(?\d(?:[ \u00a0.()-]{{0,3}}\d)+{_EDGE_AFTER}")
 _MIN_PHONE_DIGITS = 10
+# As many digits as the shortest phone, anywhere in the text: without them no run is masked.
+_ENOUGH_DIGITS = re.compile(rf"\d(?:\D*\d){{{_MIN_PHONE_DIGITS - 1}}}")
 # add_data holds scalars only, so its object has no nested braces; quoted braces are skipped.
 _ADD_DATA = re.compile(
     r"""(add_data['"]?\s*[:=]\s*)\{(?:"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|[^{}"'])*\}"""
@@ -74,7 +76,10 @@ def redact(text: str, secrets: Sequence[str] = ()) -> str:
     """Remove secrets, add_data objects and phone-like runs from any text."""
     for secret in sorted(filter(None, secrets), key=len, reverse=True):
         text = text.replace(secret, MASK)
-    text = _ADD_DATA.sub(rf"\g<1>{MASK}", text)
+    if "add_data" in text:
+        text = _ADD_DATA.sub(rf"\g<1>{MASK}", text)
+    if not _ENOUGH_DIGITS.search(text):  # most log fields: ids, names, states
+        return text
     pieces = _NOT_PHONE.split(text)
     # split() with one group alternates: text to mask, a kept match, text to mask, ...
     return "".join(
