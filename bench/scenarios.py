@@ -35,7 +35,8 @@ def floor_rate(rig: Rig, count: int) -> float:
     """Messages per second of ``bench.floor``: the pipeline without callbridge."""
     with rig.scenario() as scenario:
         request_ids = _publish_burst(scenario, count)
-        scenario.start_process([sys.executable, "-m", "bench.floor", str(count)], scenario.env())
+        floor = [sys.executable, "-m", "bench.floor", str(count)]
+        scenario.start_process(floor, scenario.env(), name=rig.next_name("floor"))
         rate = steady_rate(rig.broker_url, scenario.queues.results, count, timeout=_budget(count))
         _expect_created(scenario, request_ids)
         return rate
