@@ -68,6 +68,8 @@ _PHONE = re.compile(rf"{_EDGE_BEFORE}\+?\(?\d(?:[ \u00a0.()-]{{0,3}}\d)+{_EDGE_A
 _DIGIT_GROUP = re.compile(r"\+?\d+")
 _MIN_PHONE_DIGITS = 10
 _MAX_PHONE_DIGITS = 15  # E.164
+# As many digits as the shortest phone, anywhere in the text: without them no run is masked.
+_ENOUGH_DIGITS = re.compile(rf"\d(?:\D*\d){{{_MIN_PHONE_DIGITS - 1}}}")
 # add_data holds scalars only, so its object has no nested braces; quoted braces are skipped.
 _ADD_DATA = re.compile(
     r"""(add_data['"]?\s*[:=]\s*)\{(?:"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|[^{}"'])*\}"""
@@ -82,7 +84,10 @@ def redact(text: str, secrets: Sequence[str] = ()) -> str:
     """Remove secrets, add_data objects and phone-like runs from any text."""
     for secret in sorted(filter(None, secrets), key=len, reverse=True):
         text = text.replace(secret, MASK)
-    text = _ADD_DATA.sub(rf"\g<1>{MASK}", text)
+    if "add_data" in text:
+        text = _ADD_DATA.sub(rf"\g<1>{MASK}", text)
+    if not _ENOUGH_DIGITS.search(text):  # most log fields: ids, names, states
+        return text
     pieces = _NOT_PHONE.split(text)
     # split() with one group alternates: text to mask, a kept match, text to mask, ...
     return "".join(

@@ -181,7 +181,7 @@ class PlatformClient:
         self._timeout = (min(MAX_CONNECT_TIMEOUT, read_timeout), read_timeout)
         self._deadline = settings.http_call_deadline_seconds
         self._max_bytes = settings.platform_max_answer_bytes
-        self._session = session or _session_without_retries(
+        self._session = session or session_without_retries(
             settings.http_concurrency, self._base_url
         )
         self._observe = observe
@@ -350,7 +350,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - now).total_seconds())
 
 
-def _session_without_retries(pool_size: int, base_url: str) -> requests.Session:
+def session_without_retries(pool_size: int, base_url: str) -> requests.Session:
     """A session that never retries, whose calls a deadline can cut, and that reads the
     environment (proxies, CA bundle) once.
 
