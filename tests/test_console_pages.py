@@ -17,6 +17,7 @@ from handlers.audit import Actor, record
 from handlers.relay import Relay
 from tests.builders import call_request, e164, phone
 from tests.plugins.console import OPERATOR, VIEWER, post_form
+from worker.commands.dead_letters import drop_dead_letter, replay_dead_letters
 
 
 @pytest.fixture
@@ -149,3 +150,26 @@ def test_the_audit_log_pages_by_key(make_console, embedded) -> None:
         pages.append(client.get(f"/audit/?before={older}").get_data(as_text=True))
     assert [page.count("<tr>") - 1 for page in pages] == [50, 50, 20]
     assert ">login<" in pages[0] and ">act-118<" in pages[0] and ">act-0<" in pages[2]
+
+
+def test_the_cli_writes_its_replays_and_drops_to_the_audit_log_too(
+    make_console, embedded, capsys
+) -> None:
+    console = make_console(**embedded)
+    dead_letter(embedded, console.store, b"[1, 2]", "cli-bad")
+    settings = load_settings(embedded)
+    assert replay_dead_letters(settings, key="cli-bad", limit=10) == 1
+    assert drop_dead_letter(settings, key="cli-bad", limit=10) == 0
+    capsys.readouterr()
+    dropped, kept = console.store.audit_before(None, limit=2)
+    assert (kept.action, kept.outcome, kept.role, kept.subject) == (
+        "dead_letters.replay",
+        "refused",
+        "cli",
+        "cli-bad",
+    )
+    assert kept.address.startswith("cli@")
+    assert "intake would refuse it again" in kept.detail
+    assert (dropped.action, dropped.outcome) == ("dead_letters.drop", "done")
+    page = console.client(VIEWER).get(f"/audit/{dropped.id}").get_data(as_text=True)
+    assert "dropped #1 id=cli-bad from crm.call_requests.dead" in page

@@ -13,8 +13,16 @@ from adapters.broker import BrokerUnreachable
 from adapters.config import Settings
 from console.app import console
 from console.security import acting, current_actor
-from handlers.audit import DONE, FAILED, REFUSED, record
-from handlers.dead_letters import broker_failures, drop, look, replay, replay_summary, show
+from handlers.audit import FAILED, record
+from handlers.dead_letters import (
+    audit_drop,
+    audit_replay,
+    broker_failures,
+    drop,
+    look,
+    replay,
+    show,
+)
 
 blueprint = Blueprint("dead_letters", __name__, url_prefix="/dead-letters")
 
@@ -52,50 +60,27 @@ def confirm_drop():
 @acting
 def replay_letters():
     tools = console()
-    settings = tools.settings
     key = None if request.form.get("all") == "yes" else _key(request.form)
     try:
-        _present, outcomes = replay(settings, key=key, limit=LIMIT)
-    except _failures(settings) as exc:
-        lines = [f"{_failed(exc)}; {_still_there(settings)}"]
-        return _done("dead_letters.replay", FAILED, lines, subject=key)
-    lines = [outcome.line(settings.call_requests_queue) for outcome in outcomes]
-    if key is not None and not outcomes:
-        lines.append(f"no dead letter with id {key} among the first {LIMIT}")
-    lines.append(replay_summary(outcomes))
-    replayed = any(outcome.replayed for outcome in outcomes) or (key is None and not outcomes)
-    request_id = outcomes[0].letter.request_id if key is not None and outcomes else None
-    return _done(
-        "dead_letters.replay",
-        DONE if replayed else REFUSED,
-        lines,
-        subject=key or "all",
-        request_id=request_id,
-    )
+        _present, outcomes = replay(tools.settings, key=key, limit=LIMIT)
+    except _failures(tools.settings) as exc:
+        return _failed_action("dead_letters.replay", exc, key or "all")
+    entry = audit_replay(tools.store, current_actor(), tools.settings, key, outcomes)
+    return _to_entry(entry)
 
 
 @blueprint.post("/drop")
 @acting
 def drop_letter():
-    settings = console().settings
+    tools = console()
     key = _key(request.form)
     if request.form.get("confirm") != "yes":
         abort(400, "A drop must be confirmed.")
     try:
-        _present, dropped = drop(settings, key=key, limit=LIMIT)
-    except _failures(settings) as exc:
-        lines = [f"{_failed(exc)}; {_still_there(settings)}"]
-        return _done("dead_letters.drop", FAILED, lines, subject=key)
-    if dropped is None:
-        lines = [f"no dead letter with id {key} among the first {LIMIT}"]
-        return _done("dead_letters.drop", REFUSED, lines, subject=key)
-    return _done(
-        "dead_letters.drop",
-        DONE if dropped.dropped else REFUSED,
-        [dropped.line(settings.dead_letter_queue)],
-        subject=key,
-        request_id=dropped.letter.request_id,
-    )
+        _present, dropped = drop(tools.settings, key=key, limit=LIMIT)
+    except _failures(tools.settings) as exc:
+        return _failed_action("dead_letters.drop", exc, key)
+    return _to_entry(audit_drop(tools.store, current_actor(), tools.settings, key, dropped))
 
 
 def _shown(template: str):
@@ -117,9 +102,18 @@ def _key(values) -> str:
     return key
 
 
-def _done(action: str, outcome: str, lines: list[str], **about):
-    entry = record(console().store, current_actor(), action, outcome=outcome, lines=lines, **about)
-    return redirect(url_for("audit_log.entry", entry_id=entry), code=303)
+def _failed_action(action: str, exc: BaseException, subject: str):
+    tools = console()
+    lines = [f"{_failed(exc)}; {_still_there(tools.settings)}"]
+    entry = record(
+        tools.store, current_actor(), action, outcome=FAILED, lines=lines, subject=subject
+    )
+    return _to_entry(entry)
+
+
+def _to_entry(entry_id: int):
+    """To the audit entry of what was just done: it says what came of it."""
+    return redirect(url_for("audit_log.entry", entry_id=entry_id), code=303)
 
 
 def _failures(settings: Settings) -> tuple[type[BaseException], ...]:

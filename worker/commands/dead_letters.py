@@ -9,13 +9,19 @@ dropping removes only what it would not (see ``handlers.dead_letters``), and onl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 
 from adapters.config import BROKER, QUEUES, STORE, Settings
+from adapters.store import Store, open_store
+from handlers.audit import cli_actor
 from handlers.dead_letters import (
     DeadLetter,
     Shown,
+    audit_drop,
+    audit_replay,
     broker_failures,
     drop,
     look,
@@ -103,6 +109,8 @@ def show_dead_letter(settings: Settings, *, key: str, limit: int) -> int:
 
 def drop_dead_letter(settings: Settings, *, key: str, limit: int) -> int:
     present, dropped = drop(settings, key=key, limit=limit)
+    with _store(settings) as store:
+        audit_drop(store, cli_actor(), settings, key, dropped)
     if dropped is None:
         return _none(settings, present, key, limit)
     print(dropped.line(settings.dead_letter_queue))
@@ -112,6 +120,8 @@ def drop_dead_letter(settings: Settings, *, key: str, limit: int) -> int:
 def replay_dead_letters(settings: Settings, *, key: str | None, limit: int) -> int:
     """Replay the message named ``key``, or every message when ``key`` is None."""
     present, outcomes = replay(settings, key=key, limit=limit)
+    with _store(settings) as store:
+        audit_replay(store, cli_actor(), settings, key, outcomes)
     _header(settings, present, limit)
     for outcome in outcomes:
         print(outcome.line(settings.call_requests_queue))
@@ -121,6 +131,16 @@ def replay_dead_letters(settings: Settings, *, key: str | None, limit: int) -> i
     if not outcomes:
         return _none(settings, present, key, limit)
     return EXIT_OK if any(outcome.replayed for outcome in outcomes) else EXIT_NOT_DONE
+
+
+@contextlib.contextmanager
+def _store(settings: Settings) -> Iterator[Store]:
+    store = open_store(settings.database_url, pool_size=1, must_exist=True)
+    try:
+        store.create_schema()
+        yield store
+    finally:
+        store.engine.dispose()
 
 
 def _print_letter(letter: DeadLetter) -> None:
