@@ -70,7 +70,7 @@ def screenshot(driver, name: str, folder: pathlib.Path) -> pathlib.Path:
     the page's whole height, so that nothing below the fold is left out."""
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(WINDOW[0], max(WINDOW[1], min(height, 4000)))
-    path = folder / f"{name}.png"
+    path = folder / f"console-{name}.png"
     assert driver.save_screenshot(str(path)), f"no screenshot of {name}"
     driver.set_window_size(*WINDOW)
     if target := os.environ.get(SCREENSHOTS):
