@@ -9,7 +9,7 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, render_template
+from flask import Blueprint, current_app, render_template
 
 from adapters.config import BROKER, PLATFORM, QUEUES, STORE, where
 from adapters.store import State, utcnow
@@ -39,7 +39,8 @@ class Figures:
 @blueprint.get("/")
 def overview():
     tools = console()
-    figures, figures_age = tools.cached("overview", FIGURES_SECONDS, read_figures)
+    seconds = current_app.config.get("CONSOLE_FIGURES_SECONDS", FIGURES_SECONDS)
+    figures, figures_age = tools.cached("overview", seconds, read_figures)
     return render_template(
         "overview.html",
         figures=figures,
