@@ -13,6 +13,7 @@ commands show, and the audit log of what operators did. ``Store`` is all of them
 
 from __future__ import annotations
 
+from adapters.store.attempts import CREATE, REPORT, Attempt, Attempts
 from adapters.store.audit import Audit, AuditEntry
 from adapters.store.browse import Browse
 from adapters.store.engine import StoreMissing, create_engine
@@ -32,8 +33,11 @@ from adapters.store.states import IN_FLIGHT, PENDING_CREATE, State
 from adapters.store.workers import Workers
 
 __all__ = [
+    "CREATE",
     "IN_FLIGHT",
     "PENDING_CREATE",
+    "REPORT",
+    "Attempt",
     "AuditEntry",
     "Event",
     "NewRequest",
@@ -49,7 +53,7 @@ __all__ = [
 ]
 
 
-class Store(Migrations, Workers, Requests, Outbox, ReadModels, Audit, Browse):
+class Store(Migrations, Workers, Requests, Outbox, ReadModels, Audit, Attempts, Browse):
     """Every part of the store over one engine."""
 
 

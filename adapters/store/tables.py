@@ -126,3 +126,33 @@ sa.Index(
     requests_table.c.received_at,
     requests_table.c.request_id,
 )
+
+# Each platform call a step made and its answer, written with its settlement: a request's
+# timeline shows every attempt, the overview the platform's latency and outcomes.
+attempts_table = sa.Table(
+    "callbridge_attempts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("request_id", sa.String(128), nullable=False),
+    # The campaign of the request the call was for (1 for a request of one campaign).
+    sa.Column("group_no", sa.Integer),
+    sa.Column("kind", sa.String(8), nullable=False),  # create or report
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("finished_at", sa.DateTime, nullable=False),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("status", sa.Integer),
+    sa.Column("message", sa.Text),
+    sa.Column("campaign_id", sa.BigInteger),
+    sa.Index("ix_callbridge_attempts_request", "request_id", "id"),
+    sa.Index("ix_callbridge_attempts_finished", "finished_at"),
+)
+
+# The CRM's contact ids of each request (accepted phones and rejected ones): the console finds
+# a request by an ``external_id``.
+external_ids_table = sa.Table(
+    "callbridge_external_ids",
+    metadata,
+    sa.Column("external_id", sa.String(128), primary_key=True),
+    sa.Column("request_id", sa.String(128), primary_key=True),
+)

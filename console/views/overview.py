@@ -5,14 +5,17 @@ viewer together, and the page says how old they are."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
+import math
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Blueprint, current_app, render_template
 
 from adapters.config import BROKER, PLATFORM, QUEUES, STORE, where
-from adapters.store import State, utcnow
+from adapters.store import CREATE, REPORT, Attempt, State, utcnow
 from console.app import console
 from handlers.health import Health, Limits, check
 from handlers.reasons import pauses
@@ -22,6 +25,7 @@ blueprint = Blueprint("overview", __name__)
 REFRESH_SECONDS = 15
 FIGURES_SECONDS = 10.0
 WINDOWS = (("24 h", dt.timedelta(hours=24)), ("7 d", dt.timedelta(days=7)))
+PLATFORM_WINDOW = dt.timedelta(hours=1)
 STATES = tuple(State)
 
 
@@ -34,6 +38,30 @@ class Figures:
     unknown: tuple[int, dt.datetime | None]
     workers: list[dict[str, Any]]
     paused: list[str]
+    platform: list[PlatformCalls]
+
+
+@dataclasses.dataclass(frozen=True)
+class PlatformCalls:
+    """The platform calls of one kind over the last ``PLATFORM_WINDOW``: their latency and
+    how they were answered."""
+
+    kind: str
+    count: int
+    p50: float | None
+    p95: float | None
+    outcomes: dict[str, int]
+
+    @classmethod
+    def of(cls, kind: str, attempts: Sequence[Attempt]) -> PlatformCalls:
+        seconds = sorted(attempt.seconds for attempt in attempts)
+        return cls(
+            kind,
+            len(seconds),
+            _quantile(seconds, 0.5),
+            _quantile(seconds, 0.95),
+            dict(collections.Counter(attempt.outcome for attempt in attempts).most_common()),
+        )
 
 
 @blueprint.get("/")
@@ -65,4 +93,19 @@ def read_figures() -> Figures:
         unknown=store.unknown_outcomes(),
         workers=workers,
         paused=pauses(workers, now=now),
+        platform=platform_calls(store.attempts_since(now - PLATFORM_WINDOW)),
     )
+
+
+def platform_calls(attempts: Sequence[Attempt]) -> list[PlatformCalls]:
+    return [
+        PlatformCalls.of(kind, [attempt for attempt in attempts if attempt.kind == kind])
+        for kind in (CREATE, REPORT)
+    ]
+
+
+def _quantile(ordered: Sequence[float], q: float) -> float | None:
+    """The ``q`` quantile of sorted values (nearest rank), None of none."""
+    if not ordered:
+        return None
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
