@@ -171,13 +171,20 @@ class Browser:
 
     def click(self, css: str) -> str:
         """Click what ``css`` finds and wait for the page it leads to; that page."""
+        return self._click(self.find(css))
+
+    def _click(self, element) -> str:
         from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.wait import WebDriverWait
 
-        element = self.find(css)
         element.click()
         WebDriverWait(self.driver, 30).until(expected_conditions.staleness_of(element))
         return self.seen()
+
+    def click_xpath(self, xpath: str) -> str:
+        from selenium.webdriver.common.by import By
+
+        return self._click(self.driver.find_element(By.XPATH, xpath))
 
     def log_in(self, user: ConsoleUser) -> str:
         self.open("/login")
@@ -263,10 +270,54 @@ def test_an_operator_replays_a_dead_letter_and_the_crm_gets_its_campaign(page, d
     assert created
 
 
+def test_an_operator_finds_a_request_by_external_id_and_reads_its_timeline(
+    page, deployment
+) -> None:
+    publish(deployment.rabbitmq_url, deployment.queues.requests, call_request("e2e-find", phones=3))
+    deployment.results.wait_for(lambda events: any(e["request_id"] == "e2e-find" for e in events))
+    page.log_in(OPERATOR)
+    page.open("/requests/")
+    page.find("input[name=q]").send_keys("e2e-find-lead-1")
+    listing = page.click("form.filters button[type=submit]")
+    assert "e2e-find" in listing
+    page.shot("requests")
+    shown = page.click('#requests a[href="/request?id=e2e-find"]')
+    assert "campaign.created" in shown and "received from the CRM" in shown
+    assert "e2e-find-lead-1" in shown and e164(1)[:5] + "***" + e164(1)[-4:] in shown
+    page.shot("request")
+
+
+def test_an_operator_resolves_an_unknown_outcome_and_the_crm_gets_campaign_created(
+    page, deployment
+) -> None:
+    deployment.sandbox.set_faults(create_faults=["500"])
+    publish(deployment.rabbitmq_url, deployment.queues.requests, call_request("e2e-unknown"))
+    deployment.results.wait_for(
+        lambda events: any(
+            e["request_id"] == "e2e-unknown" and e["type"] == "campaign.failed" for e in events
+        )
+    )
+    page.log_in(OPERATOR)
+    listing = page.open("/attention/")
+    assert "e2e-unknown" in listing
+    page.shot("attention")
+    row = '//table[@id="unknown"]//tr[td/a[text()="e2e-unknown"]]'
+    done = page.click_xpath(f'{row}//form[input[@name="how"][@value="resend"]]/button')
+    assert "back to received" in done and ">done<" in done
+    created = deployment.results.wait_for(
+        lambda events: any(
+            e["request_id"] == "e2e-unknown" and e["type"] == "campaign.created" for e in events
+        )
+    )
+    assert created
+    timeline = page.open("/request?id=e2e-unknown")
+    assert "resolve.resend by olga (operator) from 127.0.0.1: done" in timeline
+
+
 def test_no_page_shows_a_phone(page, deployment) -> None:
     """Last: every page the tests saw, and every page of the console now, has no phone."""
     page.log_in(OPERATOR)
-    for path in ("/", "/dead-letters/", "/audit/"):
+    for path in ("/", "/requests/", "/attention/", "/dead-letters/", "/audit/"):
         page.open(path)
     everything = "\n".join(PAGES_SEEN)
     for n in range(10):

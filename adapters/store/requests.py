@@ -116,7 +116,15 @@ class Requests(Database):
             received_at=now,
             updated_at=now,
         )
-        return self.insert_ignoring_duplicate(conn, requests_table, values, "request_id")
+        if not self.insert_ignoring_duplicate(conn, requests_table, values, "request_id"):
+            return False
+        self.index_external_ids(
+            conn,
+            new.request_id,
+            [external_id for _, external_id in new.contacts]
+            + [rejected.get("external_id") for rejected in new.phones_rejected],
+        )
+        return True
 
     def add_rejected_request(
         self, conn: Connection, *, request_id: str, correlation_id: str | None, reply_to: str | None

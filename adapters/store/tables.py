@@ -126,6 +126,20 @@ sa.Index(
     requests_table.c.received_at,
     requests_table.c.request_id,
 )
+sa.Index(
+    "ix_callbridge_requests_state_received",
+    requests_table.c.state,
+    requests_table.c.received_at,
+    requests_table.c.request_id,
+)
+sa.Index(
+    "ix_callbridge_requests_project_received",
+    requests_table.c.project_id,
+    requests_table.c.received_at,
+    requests_table.c.request_id,
+)
+# A request's events, for its page (and ``callbridge status``): without it, a full scan.
+sa.Index("ix_callbridge_outbox_request", outbox_table.c.request_id, outbox_table.c.id)
 
 # Each platform call a step made and its answer, written with its settlement: a request's
 # timeline shows every attempt, the overview the platform's latency and outcomes.
