@@ -9,6 +9,7 @@ refresh), so the Content-Security-Policy can forbid every script and inline styl
 from __future__ import annotations
 
 import dataclasses
+import logging
 import secrets
 import threading
 import time
@@ -27,6 +28,7 @@ from console.throttle import LoginThrottle
 from console.users import Users
 
 T = TypeVar("T")
+log = logging.getLogger("callbridge.console")
 
 EXTENSION = "callbridge"
 COOKIE = "callbridge_console"
@@ -53,16 +55,37 @@ class Console:
     throttle: LoginThrottle = dataclasses.field(default_factory=LoginThrottle)
     logged_out: LoggedOut = dataclasses.field(default_factory=LoggedOut)
     _cached: dict[str, tuple[float, Any]] = dataclasses.field(default_factory=dict)
+    _refreshing: set[str] = dataclasses.field(default_factory=set)
     _cache_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     def cached(self, name: str, seconds: float, read: Callable[[], T]) -> tuple[T, float]:
-        """What ``read`` returned at most ``seconds`` ago, read once for every request that
-        asks meanwhile; and how many seconds ago it was read."""
+        """What ``read`` returned, and how many seconds ago it was read.
+
+        Read once, then at most every ``seconds``, in a thread of its own while the requests go
+        on answering with the figures they have: no request waits for a read but the very
+        first, and a store slow to count makes the figures older, not the page slower.
+        """
         with self._cache_lock:
             found = self._cached.get(name)
-            if found is None or time.monotonic() - found[0] > seconds:
+            if found is None:
                 found = self._cached[name] = (time.monotonic(), read())
+            elif time.monotonic() - found[0] > seconds and name not in self._refreshing:
+                self._refreshing.add(name)
+                threading.Thread(
+                    target=self._refresh, args=(name, read), name=f"console-{name}", daemon=True
+                ).start()
         return found[1], time.monotonic() - found[0]
+
+    def _refresh(self, name: str, read: Callable[[], Any]) -> None:
+        try:
+            value = read()
+            with self._cache_lock:
+                self._cached[name] = (time.monotonic(), value)
+        except Exception:  # the page keeps the figures it had, and says how old they are
+            log.exception("console figures could not be read", extra={"figures": name})
+        finally:
+            with self._cache_lock:
+                self._refreshing.discard(name)
 
 
 def console() -> Console:

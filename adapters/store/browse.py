@@ -27,6 +27,9 @@ _BY_STATE_SINCE = (
     .where(_REQUESTS.received_at >= _SINCE)
     .group_by(_REQUESTS.state)
 )
+_OUTBOX_WAITING = sa.select(sa.func.count(), sa.func.min(outbox_table.c.created_at)).where(
+    outbox_table.c.published_at.is_(None)
+)
 _LISTED = (
     _REQUESTS.request_id,
     _REQUESTS.state,
@@ -123,6 +126,12 @@ class Browse(Database):
                     .limit(limit)
                 ).scalars()
             )
+
+    def outbox_waiting(self) -> tuple[int, dt.datetime | None]:
+        """How many events wait to be published, and since when the oldest."""
+        with self.reading() as conn:
+            count, oldest = conn.execute(_OUTBOX_WAITING).one()
+        return count, aware(oldest)
 
     def outbox_event(self, event_id: str) -> dict | None:
         """One event of the outbox, its body included."""

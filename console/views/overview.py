@@ -1,7 +1,7 @@
 """The overview: how the requests fare, whether events go out and the workers live, what the
 platform answers, and ``callbridge health``'s verdict. It refreshes itself every
 ``REFRESH_SECONDS``; its figures are read at most once per ``FIGURES_SECONDS`` for every
-viewer together, and the page says how old they are."""
+viewer together, in the background (``Console.cached``), and the page says how old they are."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, render_template
 
 from adapters.config import BROKER, PLATFORM, QUEUES, STORE, where
 from adapters.store import CREATE, REPORT, Attempt, State, utcnow
-from console.app import console
+from console.app import Console, console
 from handlers.health import Health, Limits, check
 from handlers.reasons import pauses
 
@@ -34,7 +34,8 @@ class Figures:
     at: dt.datetime
     health: Health
     by_state: dict[str, dict[str, int]]  # window label -> state -> count
-    stats: dict[str, Any]
+    outbox: tuple[int, dt.datetime | None]  # events waiting, and since when the oldest
+    reports_due: int
     unknown: tuple[int, dt.datetime | None]
     workers: list[dict[str, Any]]
     paused: list[str]
@@ -67,8 +68,7 @@ class PlatformCalls:
 @blueprint.get("/")
 def overview():
     tools = console()
-    seconds = current_app.config.get("CONSOLE_FIGURES_SECONDS", FIGURES_SECONDS)
-    figures, figures_age = tools.cached("overview", seconds, read_figures)
+    figures, figures_age = tools.cached("overview", FIGURES_SECONDS, lambda: read_figures(tools))
     return render_template(
         "overview.html",
         figures=figures,
@@ -80,8 +80,7 @@ def overview():
     )
 
 
-def read_figures() -> Figures:
-    tools = console()
+def read_figures(tools: Console) -> Figures:
     store = tools.store
     now = utcnow()
     workers = store.workers()
@@ -89,7 +88,8 @@ def read_figures() -> Figures:
         at=now,
         health=check(tools.settings, Limits()),
         by_state={label: store.requests_by_state_since(now - span) for label, span in WINDOWS},
-        stats=store.stats(now),
+        outbox=store.outbox_waiting(),
+        reports_due=store.overdue(now).get(State.CREATED, (0, None))[0],
         unknown=store.unknown_outcomes(),
         workers=workers,
         paused=pauses(workers, now=now),
