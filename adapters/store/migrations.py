@@ -14,7 +14,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from adapters.store.engine import Database
-from adapters.store.tables import SCHEMA_VERSION, metadata, requests_table, schema_meta
+from adapters.store.tables import (
+    SCHEMA_VERSION,
+    metadata,
+    outbox_table,
+    requests_table,
+    schema_meta,
+)
 
 # Serialises the DDL of workers starting at once on one PostgreSQL database.
 _DDL_LOCK = "SELECT pg_advisory_xact_lock(7407, 0)"
@@ -75,7 +81,15 @@ def _count_accepted_phones(conn: Connection) -> None:
         )
 
 
+def _outbox_set_aside(conn: Connection) -> None:
+    """3: an event the broker refuses is retried later, and set aside when it refuses for good."""
+    for name in ("refusals", "retry_at", "set_aside_at", "set_aside_reason"):
+        column = sa.schema.CreateColumn(outbox_table.c[name]).compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE {outbox_table.name} ADD COLUMN {column}"))
+
+
 # version -> the step that brings a store of the version before it there.
 STEPS: dict[int, Callable[[Connection], None]] = {
     2: _count_accepted_phones,
+    3: _outbox_set_aside,
 }

@@ -41,6 +41,8 @@ class Event:
 class PendingEvent:
     id: int
     event: Event
+    # How often the broker refused it so far.
+    refusals: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
