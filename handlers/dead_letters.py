@@ -31,7 +31,6 @@ from collections.abc import Callable
 
 from kombu import Connection
 from kombu.message import Message
-from marshmallow import ValidationError
 
 from adapters import broker
 from adapters.broker import CONFIRM_TIMEOUT_SECONDS, delivery_of, raw_body
@@ -39,8 +38,7 @@ from adapters.config import Settings
 from adapters.logs import redact
 from adapters.store import Store, open_store, utcnow
 from adapters.topology import contract_queue, declare
-from handlers.accept import Malformed, decode_body
-from schemas.request import load_call_request
+from handlers.accept import verdict_on
 
 CALLBRIDGE_HEADERS = "x-callbridge-"
 # The AMQP properties a replay copies. Not user_id: RabbitMQ refuses one that is not the
@@ -205,18 +203,13 @@ def _republish(message: Message, queue: str) -> None:
 
 def why_kept(message: Message, settings: Settings, store: Store) -> str | None:
     """Why replaying the message would change nothing, or None when the worker would take it."""
-    try:
-        data = decode_body(delivery_of(message), max_bytes=settings.max_message_bytes)
-        request = load_call_request(data, rules=settings.request_rules, now=utcnow())
-    except Malformed as exc:
-        return f"intake would refuse it again: {redact(str(exc))}"
-    except ValidationError as exc:
-        where = ", ".join(map(str, exc.messages)) if isinstance(exc.messages, dict) else "body"
-        return f"intake would refuse it again: it breaks the contract (in {where})"
-    row = store.get_request(request.request_id)
+    verdict = verdict_on(delivery_of(message), settings=settings, now=utcnow())
+    if verdict.outcome == "rejected":
+        return f"intake would refuse it again: {redact(verdict.reason or '')}"
+    row = store.get_request(verdict.request_id)
     if row is not None:
         return (
-            f"request {request.request_id} is known already ({row.state}): the worker would "
+            f"request {verdict.request_id} is known already ({row.state}): the worker would "
             "drop the copy as a duplicate"
         )
     return None

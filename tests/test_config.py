@@ -22,6 +22,8 @@ def test_the_defaults_are_the_documented_ones() -> None:
     assert settings.retry_max_minutes == 60
     assert settings.report_retry_hours == 24
     assert settings.http_concurrency == 4
+    assert (settings.max_deliveries, settings.max_publish_refusals) == (5, 10)
+    assert settings.broker_heartbeat_seconds == 30
     assert settings.auth_header_value is None
 
 
@@ -43,6 +45,9 @@ def test_the_defaults_are_the_documented_ones() -> None:
         ("IS74_API_URL", "ai-assistant.is74.ru"),
         ("CALL_RESULTS_QUEUE", " "),
         ("IS74_API_TOKEN", ""),
+        ("MAX_DELIVERIES", "0"),
+        ("MAX_PUBLISH_REFUSALS", "0"),
+        ("BROKER_HEARTBEAT_SECONDS", "-1"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:

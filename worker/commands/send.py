@@ -2,13 +2,13 @@
 
 Useful to a CRM developer trying the contract, to an operator replaying a request, and to the
 demo. The queues are declared first, so the message has somewhere to go even before the first
-worker ever started.
+worker ever started. The body goes as it is, whatever it holds (a developer may mean to send a
+bad one); the command reads it with intake's own checks and says when intake will refuse it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 import uuid
@@ -16,9 +16,12 @@ import uuid
 from kombu import Producer
 
 from adapters import broker
-from adapters.broker import CONFIRM_TIMEOUT_SECONDS
+from adapters.broker import CONFIRM_TIMEOUT_SECONDS, Delivery
 from adapters.config import Settings
+from adapters.logs import redact
+from adapters.store import utcnow
 from adapters.topology import declare
+from handlers.accept import verdict_on
 
 
 def publish_request(
@@ -54,15 +57,6 @@ def publish_request(
     return message_id
 
 
-def request_id_of(body: bytes) -> str | None:
-    """The request_id of a body, for printing; None when the body is not a request."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    return data.get("request_id") if isinstance(data, dict) else None
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="the request body: a JSON file, or - to read stdin")
     parser.add_argument("--reply-to", help="queue for this request's result events")
@@ -74,8 +68,21 @@ def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
     message_id = publish_request(
         settings, body, reply_to=args.reply_to, correlation_id=args.correlation_id
     )
+    verdict = verdict_on(
+        Delivery(
+            body=body,
+            content_type="application/json",
+            correlation_id=args.correlation_id,
+            reply_to=args.reply_to,
+            message_id=message_id,
+        ),
+        settings=settings,
+        now=utcnow(),
+    )
     print(
-        f"published request {request_id_of(body) or '(no request_id)'} to "
+        f"published request {verdict.request_id or '(no request_id)'} to "
         f"{settings.call_requests_queue} (message_id {message_id})"
     )
+    if verdict.outcome == "rejected":
+        print(f"intake will refuse it: {redact(verdict.reason or '')}")
     return 0
