@@ -44,7 +44,7 @@ def publish_events(
         with connection:
             connection.ensure_connection(max_retries=3)
             declare(connection.default_channel, settings)
-            relay = Relay(store, connection, ready=threading.Event())
+            relay = Relay(store, connection, ready=threading.Event(), settings=settings)
             while (left := unpublished(store, request_id, event_types)) and (
                 time.monotonic() < deadline
             ):

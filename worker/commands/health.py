@@ -32,6 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             help=f"{bounds} (default {default:g})",
         )
     parser.add_argument(
+        "--max-deliveries",
+        type=_count,
+        default=defaults.deliveries,
+        metavar="N",
+        help=f"a message may come back this many times (default {defaults.deliveries})",
+    )
+    parser.add_argument(
         "--local",
         action="store_true",
         help=f"count only workers on this host ({socket.gethostname()}): for a liveness probe",
@@ -39,7 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
-    limits = Limits(args.max_heartbeat_age, args.max_outbox_age, args.max_due_age)
+    limits = Limits(
+        args.max_heartbeat_age, args.max_outbox_age, args.max_due_age, args.max_deliveries
+    )
     health = check(settings, limits, host=socket.gethostname() if args.local else None)
     print(health.line)
     return health.exit_code
@@ -49,4 +58,11 @@ def _seconds(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError("must be a number of seconds > 0")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError("must be an integer >= 2 (a first delivery is no loop)")
     return value

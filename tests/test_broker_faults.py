@@ -1,0 +1,94 @@
+"""Broker faults are clear and stoppable: a real worker process against a broker that refuses
+its login or virtual host, one that is not there at all, and one it idles with for a while."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+import urllib.parse
+
+import pytest
+
+from tests.builders import call_request, publish
+from tests.plugins.services import free_port
+
+pytestmark = [pytest.mark.rabbitmq]
+
+PASSWORD = "n0t-the-Passw0rd"
+STOP_SECONDS = 5
+
+
+def broker_url(rabbitmq_url: str, *, password: str | None = None, vhost: str | None = None) -> str:
+    parts = urllib.parse.urlsplit(rabbitmq_url)
+    user = parts.username or "guest"
+    netloc = f"{user}:{password or parts.password or 'guest'}@{parts.hostname}:{parts.port}"
+    path = "/" + urllib.parse.quote(vhost, safe="") if vhost is not None else parts.path
+    return urllib.parse.urlunsplit((parts.scheme, netloc, path, "", ""))
+
+
+def stops_within(worker, seconds: float, signum: int = signal.SIGTERM) -> int:
+    started = time.monotonic()
+    worker.process.send_signal(signum)
+    try:
+        code = worker.process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the worker ignored the signal for {seconds} s:\n{worker.log_text()[-3000:]}")
+    assert time.monotonic() - started < seconds
+    return code
+
+
+@pytest.mark.parametrize(
+    ("fault", "line"),
+    [
+        ("password", "refused the login of user 'guest'"),
+        ("vhost", "refused the virtual host 'no-such-vhost'"),
+    ],
+)
+def test_a_refused_login_or_vhost_is_one_line_per_try_and_a_signal_stops_it(
+    fault, line, make_sandbox, worker_env, start_worker, rabbitmq_url, sqlite_url
+):
+    url = (
+        broker_url(rabbitmq_url, password=PASSWORD)
+        if fault == "password"
+        else broker_url(rabbitmq_url, vhost="no-such-vhost")
+    )
+    worker = start_worker(worker_env(make_sandbox().url, sqlite_url, BROKER_URL=url))
+    worker.wait_for_log(line)
+    first = time.monotonic()
+    while worker.log_text().count(line) < 3:
+        assert time.monotonic() - first < 20, "the tries must go on, with backoff"
+        time.sleep(0.2)
+
+    log = worker.log_text()
+    assert log.count(line) <= 4, "one line per try, tries backing off"
+    assert "Traceback" not in log
+    assert PASSWORD not in log
+    lines = [entry for entry in log.splitlines() if line in entry]
+    assert all("broker 127.0.0.1:" in entry for entry in lines), "each line names the host"
+    assert stops_within(worker, STOP_SECONDS) == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_the_broker_is_unreachable_ends_the_worker_in_seconds(
+    signum, make_sandbox, worker_env, start_worker, sqlite_url
+):
+    closed = f"amqp://guest:guest@127.0.0.1:{free_port()}//"
+    worker = start_worker(worker_env(make_sandbox().url, sqlite_url, BROKER_URL=closed))
+    worker.wait_for_log('"level": "WARNING", "logger": "callbridge.consumer"')  # a try failed
+    assert stops_within(worker, STOP_SECONDS, signum) == 0
+
+
+def test_idle_connections_are_kept_alive_by_heartbeats(
+    make_sandbox, worker_env, start_worker, rabbitmq_url, queues, results_reader, sqlite_url
+):
+    """With 2-second heartbeats, RabbitMQ drops a connection that stays silent for about 4 s;
+    both of the worker's connections idle longer than that between two requests."""
+    worker = start_worker(worker_env(make_sandbox().url, sqlite_url, BROKER_HEARTBEAT_SECONDS="2"))
+    publish(rabbitmq_url, queues.requests, call_request("before-idle"))
+    results_reader.wait_for(lambda events: len(events) == 1)
+    time.sleep(10)  # idle: the state under test is nothing happening
+    publish(rabbitmq_url, queues.requests, call_request("after-idle"))
+    results_reader.wait_for(lambda events: len(events) == 2)
+    log = worker.log_text()
+    assert "trying again" not in log and "lost" not in log, log[-3000:]
