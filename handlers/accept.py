@@ -242,21 +242,37 @@ def _accept_alone(
     now: dt.datetime,
 ) -> Verdict:
     """Store one message; if the store refuses it for a reason of the message, reject it
-    instead, under no request_id (which may be what the store refused). Raises a fault of the
-    store."""
+    instead: under its request_id, or under none if the store refuses that too (the request_id
+    may be what it refuses). Raises a fault of the store."""
     counted = [_fingerprint(delivery)] if delivery.redelivered else []
     try:
-        with store.transaction() as conn:
-            verdict = _record(conn, delivery, judgement, settings, store, now)
-            store.forget_deliveries(conn, counted)
+        return _store_alone(delivery, judgement, counted, settings, store, now)
     except Exception as exc:
         if is_store_fault(exc):
             raise
         reason = f"the store refused it ({describe_store_fault(exc)})"
-        judgement = _Rejection(None, {"_schema": [reason]}, reason)
-        with store.transaction() as conn:
-            verdict = _reject(conn, delivery, judgement, settings, store, now)
-            store.forget_deliveries(conn, counted)
+    named = _Rejection(judgement.request_id, {"_schema": [reason]}, reason)
+    if named.request_id is not None:
+        try:
+            return _store_alone(delivery, named, counted, settings, store, now)
+        except Exception as exc:
+            if is_store_fault(exc):
+                raise
+    unnamed = dataclasses.replace(named, request_id=None)
+    return _store_alone(delivery, unnamed, counted, settings, store, now)
+
+
+def _store_alone(
+    delivery: Delivery,
+    judgement: NewRequest | _Rejection,
+    counted: Sequence[str],
+    settings: Settings,
+    store: Store,
+    now: dt.datetime,
+) -> Verdict:
+    with store.transaction() as conn:
+        verdict = _record(conn, delivery, judgement, settings, store, now)
+        store.forget_deliveries(conn, counted)
     _announce(verdict, judgement)
     return verdict
 
