@@ -29,6 +29,9 @@ from adapters.config import Settings
 from schemas.identifiers import fit_short_string
 
 CONFIRM_TIMEOUT_SECONDS = 15.0
+# heartbeat_check(rate=...): a heartbeat goes out once nothing was sent for a quarter of the
+# interval, so that a turn of the loop delayed by a busy machine still comes in time.
+HEARTBEAT_RATE = 4
 CONNECT_TIMEOUT_SECONDS = 5.0
 # The basic properties that are AMQP short strings.
 SHORT_STRING_PROPERTIES = (

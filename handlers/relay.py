@@ -42,7 +42,7 @@ from typing import Any
 from kombu import Connection
 
 from adapters import broker, error_reporting, metrics
-from adapters.broker import CONFIRM_TIMEOUT_SECONDS, fit_properties
+from adapters.broker import CONFIRM_TIMEOUT_SECONDS, HEARTBEAT_RATE, fit_properties
 from adapters.config import Settings
 from adapters.logs import state_change
 from adapters.store import PendingEvent, Settlement, Store, utcnow
@@ -293,7 +293,7 @@ class Relay:
             return
         with contextlib.suppress(TimeoutError):  # nothing came: socket.timeout
             self.connection.drain_events(timeout=KEEP_ALIVE_READ_SECONDS)
-        self.connection.heartbeat_check()
+        self.connection.heartbeat_check(rate=HEARTBEAT_RATE)
 
     def _lost(self, exc: BaseException, should_stop: Callable[[], bool]) -> None:
         """One line for the fault, then a pause (doubling while faults go on) before retrying."""

@@ -31,7 +31,7 @@ from kombu.mixins import ConsumerMixin
 from kombu.transport.base import Message
 
 from adapters import broker
-from adapters.broker import delivery_of
+from adapters.broker import HEARTBEAT_RATE, delivery_of
 from adapters.config import Settings
 from adapters.store import Store, describe_store_fault, is_store_fault
 from adapters.topology import contract_queues, declare
@@ -116,7 +116,7 @@ class RequestConsumer(ConsumerMixin):
         """Before waiting for the next message: take the batch unless more are already here."""
         if self._batch and (self.should_stop or not self._more_waiting()):
             self._take_batch()
-        self._live.heartbeat_check()
+        self._live.heartbeat_check(rate=HEARTBEAT_RATE)
 
     def on_decode_error(self, message: Message, exc: Exception) -> None:
         """Never reached (we decode the raw body ourselves); refuse kombu's ack-and-drop."""
@@ -183,4 +183,4 @@ class RequestConsumer(ConsumerMixin):
         while not self.should_stop and (left := deadline - time.monotonic()) > 0:
             time.sleep(min(left, PAUSE_STEP_SECONDS))
             if self._live is not None and self._live.connected:
-                self._live.heartbeat_check()
+                self._live.heartbeat_check(rate=HEARTBEAT_RATE)
