@@ -10,8 +10,12 @@ import urllib.parse
 
 import pytest
 
+from adapters.config import load_settings
+from adapters.store import open_store, utcnow
+from handlers.results import result
+from schemas.events import campaign_failed
 from tests.builders import call_request, publish
-from tests.plugins.services import free_port
+from tests.plugins.services import callbridge, free_port
 
 pytestmark = [pytest.mark.rabbitmq]
 
@@ -71,11 +75,27 @@ def test_a_refused_login_or_vhost_is_one_line_per_try_and_a_signal_stops_it(
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_while_the_broker_is_unreachable_ends_the_worker_in_seconds(
-    signum, make_sandbox, worker_env, start_worker, sqlite_url
+    signum, make_sandbox, worker_env, start_worker, queues, sqlite_url
 ):
+    """Health meanwhile: an event waits, and the line says that nothing went out at all."""
+    store = open_store(sqlite_url)
+    store.create_schema()
+    waiting = campaign_failed(
+        request_id="waiting", status=500, message="boom", outcome="unknown", occurred_at=utcnow()
+    )
+    with store.transaction() as conn:
+        store.add_event(
+            conn, result(load_settings(queues.env()), waiting, correlation_id=None, reply_to=None)
+        )
+    store.engine.dispose()
     closed = f"amqp://guest:guest@127.0.0.1:{free_port()}//"
-    worker = start_worker(worker_env(make_sandbox().url, sqlite_url, BROKER_URL=closed))
+    env = worker_env(make_sandbox().url, sqlite_url, BROKER_URL=closed)
+    worker = start_worker(env)
     worker.wait_for_log('"level": "WARNING", "logger": "callbridge.consumer"')  # a try failed
+    time.sleep(1.1)  # older than the limit below
+    health = callbridge("health", "--max-outbox-age", "1", env=env)
+    assert health.returncode == 1
+    assert "none published ever: the broker is unreachable" in health.stdout
     assert stops_within(worker, STOP_SECONDS, signum) == 0
 
 
