@@ -76,6 +76,9 @@ class Settings:
     http_concurrency: int
     retry_max_minutes: float
     prefetch_count: int
+    max_deliveries: int
+    max_publish_refusals: int
+    broker_heartbeat_seconds: int
     log_level: str
     log_format: str
     metrics_port: int | None
@@ -289,6 +292,9 @@ _VARIABLES: tuple[tuple[str, str, str, Callable[[str], Any]], ...] = (
     ("HTTP_CONCURRENCY", "http_concurrency", "4", _int_at_least(1)),
     ("RETRY_MAX_MINUTES", "retry_max_minutes", "60", _positive_float),
     ("PREFETCH_COUNT", "prefetch_count", "50", _int_at_least(1)),
+    ("MAX_DELIVERIES", "max_deliveries", "5", _int_at_least(1)),
+    ("MAX_PUBLISH_REFUSALS", "max_publish_refusals", "10", _int_at_least(1)),
+    ("BROKER_HEARTBEAT_SECONDS", "broker_heartbeat_seconds", "30", _int_at_least(0)),
     ("LOG_LEVEL", "log_level", "INFO", _log_level),
     ("LOG_FORMAT", "log_format", "text", _one_of("text", "json")),
     ("METRICS_PORT", "metrics_port", "", _optional_port),

@@ -7,7 +7,9 @@ What is reported, and how often:
   same exception is dropped by the SDK's DedupeIntegration);
 * a request that ended ``campaign.failed`` — one WARNING message event (``capture_failed``);
 * an authentication pause — one ERROR message event per call of ``capture_auth_pause``; the
-  caller calls it once when a pause starts, nothing here de-duplicates repeated calls.
+  caller calls it once when a pause starts, nothing here de-duplicates repeated calls;
+* an event no queue took (``capture_unroutable``) — one WARNING per call; the relay calls it
+  once per queue.
 
 Contract rejections (``campaign.rejected``) are the CRM's mistakes, not ours: they are not sent.
 ERROR log lines do not become events (they would duplicate the captures above); every log
@@ -134,6 +136,18 @@ def capture_auth_pause(*, status: int, message: str) -> None:
         scope.set_context("platform_error", {"status": status, "message": message})
         scope.fingerprint = ["platform.auth_pause", str(status)]
         sentry_sdk.capture_message(f"platform refused the API credentials (HTTP {status})")
+
+
+def capture_unroutable(*, queue: str, results_queue: str) -> None:
+    """Report that events addressed to ``queue`` (a request's reply_to) found no such queue, and
+    go to ``results_queue`` instead."""
+    with sentry_sdk.new_scope() as scope:
+        scope.set_level("warning")
+        scope.set_tag("queue", queue[:200])
+        scope.fingerprint = ["event.unroutable", queue]
+        sentry_sdk.capture_message(
+            f"no queue {queue!r}: its events go to {results_queue!r} instead"
+        )
 
 
 def flush(timeout: float = 5.0) -> None:

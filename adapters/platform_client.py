@@ -9,9 +9,9 @@ connection made), or a 429/503, may be tried again; a broken or unreadable answe
 
 Every answer is read with bounds, whatever the platform sends: at most
 ``PLATFORM_MAX_ANSWER_BYTES`` of body, the whole call within ``HTTP_CALL_DEADLINE_SECONDS``
-(``adapters.http_deadline``), JSON nested at most ``schemas.json_codec.MAX_DEPTH`` levels, and
-a campaign id that the stores can hold. A 2xx answer outside them is ``Unknown`` for creation
-(the campaign may exist) and a retryable ``ReportFailed`` for a report.
+(``adapters.http_deadline``), JSON nested at most ``schemas.json_codec.ANSWER_MAX_DEPTH``
+levels, and a campaign id that the stores can hold. A 2xx answer outside them is ``Unknown``
+for creation (the campaign may exist) and a retryable ``ReportFailed`` for a report.
 
 Messages carried by outcomes never hold the token or the request body; phone-like digit runs
 the platform may echo are blanked too.

@@ -40,7 +40,6 @@ from amqp.exceptions import MessageNacked
 from kombu import Connection
 from kombu.exceptions import OperationalError
 from kombu.message import Message
-from marshmallow import ValidationError
 
 from adapters import broker
 from adapters.broker import CONFIRM_TIMEOUT_SECONDS, delivery_of, raw_body
@@ -48,9 +47,8 @@ from adapters.config import Settings
 from adapters.logs import mask_document, redact, secrets_from
 from adapters.store import Store, open_store, utcnow
 from adapters.topology import contract_queue, declare
-from handlers.accept import Malformed, decode_body, error_lines
+from handlers.accept import error_lines, problems, verdict_on
 from handlers.audit import DONE, REFUSED, Actor, record
-from schemas.request import load_call_request
 
 CALLBRIDGE_HEADERS = "x-callbridge-"
 ERRORS_HEADER = "x-callbridge-errors"
@@ -389,19 +387,14 @@ def _republish(message: Message, queue: str) -> None:
 
 def why_kept(message: Message, settings: Settings, store: Store) -> str | None:
     """Why replaying the message would change nothing, or None when the worker would take it."""
-    try:
-        data = decode_body(delivery_of(message), max_bytes=settings.max_message_bytes)
-        request = load_call_request(data, rules=settings.request_rules, now=utcnow())
-    except Malformed as exc:
-        return f"intake would refuse it again: {redact(str(exc))}"
-    except ValidationError as exc:
-        errors = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
-        listed = "; ".join(redact(line) for line in error_lines(errors))
-        return f"intake would refuse it again: it breaks the contract: {listed}"
-    row = store.get_request(request.request_id)
+    verdict = verdict_on(delivery_of(message), settings=settings, now=utcnow())
+    if verdict.outcome == "rejected":
+        listed = "; ".join(redact(line) for line in problems(verdict))
+        return f"intake would refuse it again: {listed or redact(verdict.reason or '')}"
+    row = store.get_request(verdict.request_id)
     if row is not None:
         return (
-            f"request {request.request_id} is known already ({row.state}): the worker would "
+            f"request {verdict.request_id} is known already ({row.state}): the worker would "
             "drop the copy as a duplicate"
         )
     return None

@@ -7,7 +7,13 @@ worker sharing the database writes to, so it needs neither the broker nor a work
   every 2 s) is at most ``--max-heartbeat-age`` old. With ``--local`` only the workers on this
   host count, so a probe run beside a worker judges that worker, not its neighbours;
 - outbox: the oldest unpublished event is at most ``--max-outbox-age`` old. The relay publishes
-  within a second, so an older one means the broker is unreachable or refuses the event;
+  within a second, so an older one means the broker is unreachable or refuses the event; the
+  line says which: no event published for that long (the broker is unreachable, or the relay is
+  stuck), or events refused and waiting for their next try. Events set aside (refused for good)
+  are not waiting: they are named in the line, and do not fail it;
+- deliveries: no message has come back ``--max-deliveries`` times in the last
+  ``DELIVERIES_WINDOW``: a message that keeps coming back keeps failing intake (or killing the
+  worker), until ``MAX_DELIVERIES`` dead-letters it;
 - due work: no request has waited more than ``--max-due-age`` past its due time for a step to
   claim it (creation, or the report). Every step thread busy or stuck, or creation paused on a
   refused token, shows here;
@@ -45,6 +51,9 @@ EXIT_OK = 0
 EXIT_UNHEALTHY = 1
 # Beyond the call deadline, what a step may take to settle an answer (a large report's parts).
 SETTLE_MARGIN_SECONDS = 60.0
+# Only messages delivered again this recently count: one taken off the queue by someone else
+# stops coming back without being settled.
+DELIVERIES_WINDOW = dt.timedelta(hours=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +68,7 @@ class Limits:
     unknown: float = 3600.0
     # None: HTTP_CALL_DEADLINE_SECONDS, which ends every platform call, and the settle margin.
     step: float | None = None
+    deliveries: int = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +98,7 @@ def check(settings: Settings, limits: Limits, *, host: str | None = None) -> Hea
         overdue = store.overdue(now)
         unknown = store.unknown_outcomes()
         held = store.held_since(now - dt.timedelta(seconds=limits.step))
+        looping = store.most_delivered(now - DELIVERIES_WINDOW)
     except sa.exc.SQLAlchemyError as exc:
         said = str(getattr(exc, "orig", None) or type(exc).__name__).strip().splitlines()[0]
         return Health(
@@ -109,6 +120,7 @@ def check(settings: Settings, limits: Limits, *, host: str | None = None) -> Hea
         host=host,
         unknown=unknown,
         held=held,
+        looping=looping,
         notes=paused,
     )
 
@@ -123,6 +135,7 @@ def assess(
     host: str | None = None,
     unknown: tuple[int, dt.datetime | None] = (0, None),
     held: Sequence[Mapping[str, Any]] = (),
+    looping: Mapping[str, Any] | None = None,
     notes: Sequence[str] = (),
 ) -> Health:
     """The verdict on the store's figures: every failed check's finding (or every finding when
@@ -130,10 +143,13 @@ def assess(
 
     ``held``: in-flight requests unchanged for longer than ``limits.step``; those whose owner
     is a live worker (of ``workers``, with a heartbeat within its limit) are stuck.
+    ``looping`` is the message delivered most often lately (``Store.most_delivered``).
     """
     findings = [
         _heartbeat(workers, limits.heartbeat, now, host),
-        _outbox(stats["outbox_backlog"], stats["outbox_oldest_age_seconds"], limits.outbox),
+        _outbox(stats, limits.outbox),
+        *_set_aside(stats.get("outbox_set_aside", 0)),
+        *_deliveries(looping, limits.deliveries, now),
         _due("creation", _merge(overdue, PENDING_CREATE), limits.due, now),
         _due("report", _merge(overdue, (State.CREATED,)), limits.due, now),
         _platform(workers, limits.platform_down, now),
@@ -160,13 +176,46 @@ def _heartbeat(
     return True, f"{who} beat {max(age, 0.0):.1f} s ago"
 
 
-def _outbox(backlog: int, oldest_age: float | None, limit: float) -> tuple[bool, str]:
+def _outbox(stats: Mapping[str, Any], limit: float) -> tuple[bool, str]:
+    backlog, oldest_age = stats["outbox_backlog"], stats["outbox_oldest_age_seconds"]
     if not backlog:
         return True, "outbox empty"
     text = f"{backlog} event(s) unpublished, the oldest for {oldest_age:.0f} s"
-    if oldest_age is not None and oldest_age > limit:
-        return False, f"{text} (limit {limit:g} s): the broker is unreachable or refuses it"
-    return True, text
+    if oldest_age is None or oldest_age <= limit:
+        return True, text
+    text = f"{text} (limit {limit:g} s)"
+    last_published = stats.get("outbox_last_published_age_seconds")
+    if last_published is None or last_published > limit:
+        since = "ever" if last_published is None else f"for {last_published:.0f} s"
+        return False, (
+            f"{text}: none published {since}: the broker is unreachable or refuses it, or the "
+            "relay is stuck"
+        )
+    refused = stats.get("outbox_refused", 0)
+    return False, f"{text}: the broker refuses it ({refused} event(s) refused, tried again later)"
+
+
+def _set_aside(count: int) -> list[tuple[bool, str]]:
+    """Named, never failing: they wait for an operator, not for the worker."""
+    if not count:
+        return []
+    return [(True, f"{count} event(s) set aside, refused for good (callbridge status shows why)")]
+
+
+def _deliveries(
+    looping: Mapping[str, Any] | None, limit: int, now: dt.datetime
+) -> list[tuple[bool, str]]:
+    if looping is None or looping["deliveries"] < limit:
+        return []
+    age = max((now - looping["last_at"]).total_seconds(), 0.0)
+    return [
+        (
+            False,
+            f"message {looping['message_key']} keeps coming back: delivered "
+            f"{looping['deliveries']} times, the latest {age:.0f} s ago (limit {limit}); intake "
+            "fails on it",
+        )
+    ]
 
 
 def _due(

@@ -46,7 +46,7 @@ def publish_events(
         with connection:
             broker.ensure_connected(connection, settings)
             declare(connection.default_channel, settings)
-            relay = Relay(store, connection, ready=threading.Event())
+            relay = Relay(store, connection, ready=threading.Event(), settings=settings)
             while (left := unpublished(store, request_id, event_types)) and (
                 time.monotonic() < deadline
             ):

@@ -244,8 +244,13 @@ def test_send_raw_publishes_what_it_would_refuse(
     assert refused.returncode == EXIT_USAGE
     sent = callbridge("send", str(not_json), "--raw", env=env)
     assert sent.returncode == 0, sent.stderr
-    assert "published request (no request_id) to" in sent.stdout
-    assert sent.stdout.rstrip().endswith("unchecked")
+    published, warned = sent.stdout.splitlines()
+    assert published.startswith("published request (no request_id) to")
+    assert published.endswith("unchecked")
+    assert warned == (
+        "intake will refuse it: body is not JSON: Expecting property name enclosed in double "
+        "quotes at line 1 column 2"
+    )
     reader = type(dead_letter_reader)(rabbitmq_url, queues.requests, decode=bytes)
     assert reader.wait_for(lambda bodies: bodies) == [b"{not json"]
 

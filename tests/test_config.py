@@ -37,6 +37,8 @@ def test_the_defaults_are_the_documented_ones(tmp_path, monkeypatch) -> None:
     assert settings.http_concurrency == 4
     assert settings.http_call_deadline_seconds == 60
     assert settings.platform_max_answer_bytes == 64 * 1024 * 1024
+    assert (settings.max_deliveries, settings.max_publish_refusals) == (5, 10)
+    assert settings.broker_heartbeat_seconds == 30
     assert settings.auth_header_value is None
 
 
@@ -66,6 +68,9 @@ def test_the_defaults_are_the_documented_ones(tmp_path, monkeypatch) -> None:
         ("IS74_AUTH_HEADER", "X Api Key"),
         ("HTTP_CALL_DEADLINE_SECONDS", "0"),
         ("PLATFORM_MAX_ANSWER_BYTES", "100"),
+        ("MAX_DELIVERIES", "0"),
+        ("MAX_PUBLISH_REFUSALS", "0"),
+        ("BROKER_HEARTBEAT_SECONDS", "-1"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:

@@ -16,6 +16,7 @@ from tests.plugins.services import scrape_metrics
 FIGURES = {
     "outbox_backlog": 3,
     "outbox_oldest_age_seconds": 42.5,
+    "outbox_set_aside": 2,
     "requests_by_state": {"created": 2, "sending": 1},
     "reports_due": 1,
 }
@@ -49,6 +50,7 @@ def test_gauges_are_read_from_stats_at_each_scrape(server: Any) -> None:
     samples = scrape()
     assert samples[("callbridge_outbox_backlog", ())] == 3
     assert samples[("callbridge_outbox_oldest_age_seconds", ())] == 42.5
+    assert samples[("callbridge_outbox_set_aside", ())] == 2
     assert samples[("callbridge_requests_in_state", (("state", "created"),))] == 2
     assert samples[("callbridge_requests_in_state", (("state", "sending"),))] == 1
     assert samples[("callbridge_reports_due", ())] == 1

@@ -99,9 +99,9 @@ def test_health_judges_each_figure_against_its_limit() -> None:
     late = assess(workers, waiting, due, limits=Limits(), now=now)
     assert late.exit_code == 1
     assert late.line == (
-        "unhealthy: 3 event(s) unpublished, the oldest for 200 s (limit 120 s): the broker is "
-        "unreachable or refuses it; 2 request(s) due for report, the longest waiting 700 s "
-        "(limit 600 s)"
+        "unhealthy: 3 event(s) unpublished, the oldest for 200 s (limit 120 s): none published "
+        "ever: the broker is unreachable or refuses it, or the relay is stuck; 2 request(s) due "
+        "for report, the longest waiting 700 s (limit 600 s)"
     )
     assert assess(workers, waiting, due, limits=Limits(outbox=300, due=900), now=now).ok
     stale = assess([{**workers[0], "heartbeat_at": ago(31)}], quiet, {}, limits=Limits(), now=now)
@@ -136,6 +136,34 @@ def test_health_fails_when_a_live_workers_step_holds_a_request_past_its_limit() 
     )
     dead_owners = assess(workers, quiet, {}, limits=limits, now=now, held=[held(8, 500)])
     assert dead_owners.ok, "a dead worker's rows are settled by the live ones, not a stall"
+
+
+def test_health_tells_a_stalled_relay_from_refused_events_and_sees_a_message_come_back() -> None:
+    now = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+    workers = [{"worker_key": 7, "hostname": "h", "pid": 9, "heartbeat_at": now}]
+    waiting = {"outbox_backlog": 2, "outbox_oldest_age_seconds": 200.0, "outbox_refused": 1}
+    stalled = {**waiting, "outbox_last_published_age_seconds": 150.0}
+    assert assess(workers, stalled, {}, limits=Limits(), now=now).line.startswith(
+        "unhealthy: 2 event(s) unpublished, the oldest for 200 s (limit 120 s): none published "
+        "for 150 s: the broker is unreachable or refuses it, or the relay is stuck"
+    )
+    refused = {**waiting, "outbox_last_published_age_seconds": 2.0, "outbox_set_aside": 3}
+    assert assess(workers, refused, {}, limits=Limits(), now=now).line.startswith(
+        "unhealthy: 2 event(s) unpublished, the oldest for 200 s (limit 120 s): the broker "
+        "refuses it (1 event(s) refused, tried again later)"
+    )
+    quiet = {"outbox_backlog": 0, "outbox_oldest_age_seconds": None, "outbox_set_aside": 3}
+    looping = {"message_key": "m-1", "deliveries": 3, "last_at": now - dt.timedelta(seconds=4)}
+    ok = assess(workers, quiet, {}, limits=Limits(), now=now, looping=looping)
+    assert ok.line == (
+        "unhealthy: message m-1 keeps coming back: delivered 3 times, the latest 4 s ago "
+        "(limit 3); intake fails on it"
+    )
+    once_more = assess(workers, quiet, {}, limits=Limits(deliveries=4), now=now, looping=looping)
+    assert once_more.ok
+    assert "; 3 event(s) set aside, refused for good (callbridge status shows why);" in (
+        once_more.line
+    )
 
 
 def test_health_is_ok_while_a_worker_beats_and_says_why_not_once_it_died(
@@ -263,7 +291,7 @@ def test_replay_sends_back_only_what_the_worker_would_now_take(
     lines = rest.stdout.splitlines()
     assert lines[1].startswith("kept #1 id=sha256:")
     assert (
-        "intake would refuse it again: it breaks the contract: campaign.schedule.attempts: "
+        "intake would refuse it again: campaign.schedule.attempts: "
         "Must be greater than or equal to 1"
     ) in lines[1]
     assert lines[2] == (
@@ -295,7 +323,7 @@ def test_dead_letters_are_listed_and_replayed_on_the_embedded_broker(tmp_path, c
     )
     assert accept(delivery, settings=strict, store=store).outcome == "rejected"
     with broker.connect(settings) as connection:
-        Relay(store, connection, ready=threading.Event()).drain()
+        Relay(store, connection, ready=threading.Event(), settings=settings).drain()
 
     assert list_dead_letters(settings, limit=10) == 0
     assert "#1 id=fs-1 request_id=- size=" in capsys.readouterr().out

@@ -401,7 +401,7 @@ DEEP = b"[" * 100_000 + b"]" * 100_000
 @pytest.mark.parametrize(
     ("content", "words"),
     [
-        (b'{"campaign": {"id": 7, "detail": ' + DEEP + b"}}", "nested deeper than 64 levels"),
+        (b'{"campaign": {"id": 7, "detail": ' + DEEP + b"}}", "nest deeper than 64 levels"),
         (b'{"campaign": {"id": 7}, "n": ' + b"7" * 5000 + b"}", "4300 digits"),
         (b"\xff\xfe{}", "cannot read"),
     ],
@@ -456,7 +456,7 @@ def test_an_answer_cut_short_is_unknown_when_2xx_and_otherwise_what_its_status_s
     [
         ("endless", "larger than 65536 bytes (PLATFORM_MAX_ANSWER_BYTES)"),
         ("drip:0.2", "no whole answer within 1 s (HTTP_CALL_DEADLINE_SECONDS)"),
-        ("deep:5000", "nested deeper than 64 levels"),
+        ("deep:5000", "nest deeper than 64 levels"),
     ],
 )
 def test_a_hostile_answer_is_bounded_for_creation_and_reports(

@@ -92,9 +92,9 @@ def test_an_event_id_is_queued_once(store: Store) -> None:
     with store.transaction() as conn:
         assert store.add_event(conn, event("e-1"))
         assert not store.add_event(conn, event("e-1"))
-    with store.pending_events(10) as (batch, published):
+    with store.pending_events(10) as (batch, settlement):
         assert [pending.event.event_id for pending in batch] == ["e-1"]
-        published.append(batch[0].id)
+        settlement.published.append(batch[0].id)
     with store.pending_events(10) as (batch, _):
         assert batch == []
 
@@ -102,7 +102,7 @@ def test_an_event_id_is_queued_once(store: Store) -> None:
 def test_an_event_not_marked_published_stays_pending(store: Store) -> None:
     with store.transaction() as conn:
         store.add_event(conn, event("e-1"))
-    with pytest.raises(RuntimeError), store.pending_events(10) as (batch, _published):
+    with pytest.raises(RuntimeError), store.pending_events(10) as (batch, _settlement):
         raise RuntimeError("the broker went away before the confirm")
     with store.pending_events(10) as (batch, _):
         assert [pending.event.event_id for pending in batch] == ["e-1"]
@@ -131,6 +131,42 @@ def test_concurrent_claims_never_hand_out_a_row_twice(postgres_url: str) -> None
     store.engine.dispose()
 
 
+def test_a_refused_event_waits_and_a_set_aside_one_is_never_read_again(store: Store) -> None:
+    with store.transaction() as conn:
+        for n in range(4):
+            store.add_event(conn, dataclasses.replace(event(f"e-{n}"), request_id="r-1"))
+    with store.pending_events(10) as (batch, settlement):
+        refused, aside, readdressed, published = batch
+        settlement.refused[refused.id] = utcnow() + dt.timedelta(seconds=60)
+        settlement.set_aside[aside.id] = "no queue named 'x' took it"
+        settlement.readdressed[readdressed.id] = ("results-2", {"headers": {"h": "\x00\udc00"}})
+        settlement.published.append(published.id)
+    with store.pending_events(10) as (batch, _):
+        assert [(p.event.event_id, p.event.queue) for p in batch] == [("e-2", "results-2")]
+        assert batch[0].event.properties == {"headers": {"h": "\x00\udc00"}}
+    stats = store.stats()
+    assert (stats["outbox_backlog"], stats["outbox_refused"], stats["outbox_set_aside"]) == (
+        2,
+        1,
+        1,
+    )
+    assert stats["outbox_last_published_age_seconds"] < 60
+    shown = {e["event_id"]: (e["refusals"], e["set_aside_reason"]) for e in store.events_of("r-1")}
+    assert shown["e-0"] == (1, None)
+    assert shown["e-1"] == (0, "no queue named 'x' took it")
+
+
+def test_deliveries_are_counted_from_the_second_and_forgotten_once_settled(store: Store) -> None:
+    now = utcnow()
+    assert store.count_deliveries({"f1": "m-1", "f2": "sha256:ab"}, now) == {"f1": 2, "f2": 2}
+    assert store.count_deliveries({"f1": "m-1"}, now) == {"f1": 3}
+    assert store.most_delivered(now - dt.timedelta(minutes=1))["deliveries"] == 3
+    with store.transaction() as conn:
+        store.forget_deliveries(conn, ["f1"])
+    assert store.most_delivered(now - dt.timedelta(minutes=1))["message_key"] == "sha256:ab"
+    assert store.most_delivered(now + dt.timedelta(minutes=1)) is None
+
+
 def test_a_newer_schema_is_refused(store: Store) -> None:
     with store.transaction() as conn:
         conn.execute(sa.update(schema_meta).values(value=str(SCHEMA_VERSION + 1)))
@@ -138,11 +174,24 @@ def test_a_newer_schema_is_refused(store: Store) -> None:
         store.create_schema()
 
 
-def as_version_2(conn) -> None:
-    """Take away what schema version 3 added: the workers' view of the platform."""
+def as_version_2(conn: sa.Connection) -> None:
+    """Take away what schema versions 3 and 4 added: the workers' view of the platform, and the
+    outbox's refusals."""
     for column in PLATFORM_VIEW_COLUMNS:
         conn.execute(sa.text(f"ALTER TABLE callbridge_workers DROP COLUMN {column.name}"))
+    conn.execute(sa.text("DROP INDEX ix_callbridge_outbox_waiting"))
+    for column in ("refusals", "retry_at", "set_aside_at", "set_aside_reason"):
+        conn.execute(sa.text(f"ALTER TABLE callbridge_outbox DROP COLUMN {column}"))
     conn.execute(sa.update(schema_meta).values(value="2"))
+
+
+def test_a_version_2_outbox_is_migrated_and_its_events_stay_pending(store: Store) -> None:
+    with store.transaction() as conn:
+        store.add_event(conn, event("e-old"))
+        as_version_2(conn)
+    store.create_schema()
+    with store.pending_events(10) as (batch, _):
+        assert [(p.event.event_id, p.refusals) for p in batch] == [("e-old", 0)]
 
 
 def test_a_version_1_store_is_migrated_with_its_phone_counts(store: Store) -> None:

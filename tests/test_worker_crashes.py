@@ -12,7 +12,7 @@ from kombu import Connection
 
 from adapters.topology import contract_queue
 from tests.builders import call_request, publish, publish_many
-from tests.plugins.services import QueueReader, wait_until_at_rest
+from tests.plugins.services import QueueReader, callbridge, wait_until_at_rest
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.slow]
@@ -147,7 +147,10 @@ def test_the_broker_closing_the_workers_connection_mid_burst_loses_nothing(
     results_reader.poll()
     assert_every_request_settled_once(results_reader.bodies(), ids, sandbox)
     assert {e["type"] for e in results_reader.bodies()} == {"campaign.created"}
-    assert worker.log_text().count("consuming from") >= 2, "the consumer never reconnected"
+    eventually(
+        lambda: worker.log_text().count("consuming from") >= 2,
+        what="the consumer to reconnect (after its backoff)",
+    )
 
 
 def test_a_wrong_token_pauses_creation_and_the_right_one_resumes_it(
@@ -212,16 +215,19 @@ def test_a_worker_killed_while_sending_leaves_an_unknown_outcome_never_resent(
     assert "orphaned while sending" in survivor.log_text()
 
 
-def test_a_message_the_store_cannot_take_is_kept_and_its_batch_goes_through(
+def test_a_message_the_store_refuses_is_dead_lettered_and_its_batch_goes_through(
     make_sandbox, worker_env, start_worker, rabbitmq_url, queues, results_reader, postgres_url
 ):
     """Intake commits the messages that arrive together as one batch; when the batch fails
-    for a reason of ours (here the database refuses one row), each message is taken alone:
-    the others are stored and acked, the failing one is requeued, never dropped."""
+    for a reason of one message (here the database refuses its row), each message is taken
+    alone: the others are stored and acked, the refused one is dead-lettered with the reason
+    (never requeued for ever), and goes back with ``dead-letters --replay`` once the cause is
+    gone."""
     import sqlalchemy as sa
 
     sandbox = make_sandbox()
-    worker = start_worker(worker_env(sandbox.url, postgres_url))
+    env = worker_env(sandbox.url, postgres_url)
+    worker = start_worker(env)
     engine = sa.create_engine(postgres_url)
     with engine.begin() as conn:
         conn.execute(
@@ -235,17 +241,25 @@ def test_a_message_the_store_cannot_take_is_kept_and_its_batch_goes_through(
     publish_many(rabbitmq_url, queues.requests, requests)
 
     good = [r["request_id"] for r in requests if r["request_id"] != "poison"]
-    results_reader.wait_for(lambda events: terminal_count(events) >= len(good), timeout=60)
-    assert "taking them one by one" in worker.log_text()
+    results_reader.wait_for(lambda events: len(events) >= len(good) + 1, timeout=60)
+    assert "storing them one by one" in worker.log_text()
     assert "poison" not in campaigns_by_request(sandbox)
+    listed = callbridge("dead-letters", env=env).stdout
+    assert "reason='the store refused it (CheckViolation: new row" in listed, listed
 
     with engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE callbridge_requests DROP CONSTRAINT refuse_poison"))
     engine.dispose()
-    results_reader.wait_for(lambda events: terminal_count(events) >= len(good) + 1, timeout=60)
+    replayed = callbridge("dead-letters", "--replay-all", env=env)
+    assert replayed.stdout.splitlines()[-1] == "replayed 1, kept 0", replayed.stdout
+    results_reader.wait_for(lambda events: len(events) >= len(good) + 2, timeout=60)
     wait_until_at_rest(postgres_url)
     results_reader.poll()
-    assert_every_request_settled_once(results_reader.bodies(), [*good, "poison"], sandbox)
+    events = results_reader.bodies()
+    unnamed = [e for e in events if e["request_id"] is None]
+    assert [e["type"] for e in unnamed] == ["campaign.rejected"]
+    named = [e for e in events if e["request_id"] is not None]
+    assert_every_request_settled_once(named, [*good, "poison"], sandbox)
 
 
 def test_a_broker_restart_mid_burst_loses_nothing_and_creates_nothing_twice(

@@ -5,9 +5,11 @@
 - a relay thread publishes the outbox;
 - a housekeeping thread beats the worker's heartbeat and settles dead workers' rows.
 
-SIGTERM/SIGINT stop intake at once, let the step threads finish the call they are in (bounded
-by HTTP_CALL_DEADLINE_SECONDS), publish what is pending, and exit 0. A worker that loses its
-liveness lock exits 3; a SQLite worker whose database file vanished exits 4.
+SIGTERM/SIGINT stop intake at once — also while the broker cannot be reached, between two
+connection tries — let the step threads finish the call they are in (bounded by
+HTTP_CALL_DEADLINE_SECONDS), publish what is pending if the broker is there, and exit 0. A
+worker that loses its liveness lock exits 3; a SQLite worker whose database file vanished
+exits 4.
 """
 
 from __future__ import annotations
@@ -77,7 +79,9 @@ class Worker:
             on_verdict=self._on_verdict,
             stopping=self.stopping,
         )
-        self.relay = Relay(store, broker.connect(settings), ready=self.ctx.outbox_ready)
+        self.relay = Relay(
+            store, broker.connect(settings), ready=self.ctx.outbox_ready, settings=settings
+        )
 
     # -- running -------------------------------------------------------------------------
 
@@ -180,6 +184,22 @@ class Worker:
 
     # -- stopping ------------------------------------------------------------------------
 
+    def _publish_before_exit(self) -> None:
+        """Publish what the steps stored while stopping, unless the relay could not reach the
+        broker lately: that is not waited for again (the events stay queued)."""
+        if self.relay.broker_failing:
+            log.info("the broker is not reachable: pending events stay queued for the next run")
+            return
+        try:
+            published = self.relay.drain()
+        except Exception as exc:  # unsent events stay in the outbox for the next run
+            log.warning(
+                "could not publish every pending event before exit (%s); they stay queued",
+                type(exc).__name__,
+            )
+        else:
+            log.info("published %d pending events before exit", published)
+
     def _shutdown(self, threads: list[threading.Thread]) -> None:
         self.stop()
         # One budget for all: the step threads' calls run side by side, each cut at its deadline.
@@ -190,14 +210,7 @@ class Worker:
         for thread in threads:
             if thread.name == "relay":
                 thread.join(10)
-        try:
-            published = self.relay.drain()
-        except Exception:  # unsent events stay in the outbox for the next run
-            log.warning(
-                "could not publish every pending event before exit; they stay queued", exc_info=True
-            )
-        else:
-            log.info("published %d pending events before exit", published)
+        self._publish_before_exit()
         self.store.unregister_worker(self.ctx.owner)
         self.liveness.close()
         error_reporting.flush()

@@ -7,8 +7,9 @@ state change made in one transaction with its event can never be half done.
 
 The store is SQLAlchemy Core over SQLite (one worker process) or PostgreSQL (any number), in
 parts: the tables and their migrations, the engine, a request's life (``requests``), the
-outbox, the registered workers, the read models that health, metrics and the operator's
-commands show, and the audit log of what operators did. ``Store`` is all of them over one engine.
+outbox, the registered workers, the count of messages delivered again, the read models that
+health, metrics and the operator's commands show, and the audit log of what operators did.
+``Store`` is all of them over one engine.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from __future__ import annotations
 from adapters.store.attempts import CREATE, REPORT, Attempt, Attempts
 from adapters.store.audit import Audit, AuditEntry
 from adapters.store.browse import Browse
+from adapters.store.deliveries import Deliveries
 from adapters.store.engine import StoreMissing, create_engine
+from adapters.store.faults import describe_store_fault, is_store_fault
 from adapters.store.migrations import Migrations
-from adapters.store.outbox import Outbox
+from adapters.store.outbox import Outbox, Settlement
 from adapters.store.read_models import ReadModels
 from adapters.store.records import (
     Event,
@@ -45,15 +48,18 @@ __all__ = [
     "PlatformView",
     "RequestRow",
     "SettleConflict",
+    "Settlement",
     "State",
     "Store",
     "StoreMissing",
+    "describe_store_fault",
+    "is_store_fault",
     "open_store",
     "utcnow",
 ]
 
 
-class Store(Migrations, Workers, Requests, Outbox, ReadModels, Audit, Attempts, Browse):
+class Store(Migrations, Workers, Requests, Outbox, Deliveries, ReadModels, Audit, Attempts, Browse):
     """Every part of the store over one engine."""
 
 

@@ -18,6 +18,7 @@ from adapters.store.tables import (
     PLATFORM_VIEW_COLUMNS,
     SCHEMA_VERSION,
     metadata,
+    outbox_table,
     requests_table,
     schema_meta,
 )
@@ -89,8 +90,16 @@ def _show_platform_view(conn: Connection) -> None:
         conn.execute(sa.text(f"ALTER TABLE callbridge_workers ADD COLUMN {column.name} {kind}"))
 
 
+def _outbox_set_aside(conn: Connection) -> None:
+    """4: an event the broker refuses is retried later, and set aside when it refuses for good."""
+    for name in ("refusals", "retry_at", "set_aside_at", "set_aside_reason"):
+        column = sa.schema.CreateColumn(outbox_table.c[name]).compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE {outbox_table.name} ADD COLUMN {column}"))
+
+
 # version -> the step that brings a store of the version before it there.
 STEPS: dict[int, Callable[[Connection], None]] = {
     2: _count_accepted_phones,
     3: _show_platform_view,
+    4: _outbox_set_aside,
 }

@@ -38,6 +38,10 @@ class ReadModels(Database):
                     outbox_table.c.queue,
                     outbox_table.c.created_at,
                     outbox_table.c.published_at,
+                    outbox_table.c.refusals,
+                    outbox_table.c.retry_at,
+                    outbox_table.c.set_aside_at,
+                    outbox_table.c.set_aside_reason,
                 )
                 .where(outbox_table.c.request_id == request_id)
                 .order_by(outbox_table.c.id)
@@ -47,6 +51,8 @@ class ReadModels(Database):
                     **row._asdict(),
                     "created_at": aware(row.created_at),
                     "published_at": aware(row.published_at),
+                    "retry_at": aware(row.retry_at),
+                    "set_aside_at": aware(row.set_aside_at),
                 }
                 for row in rows
             ]
@@ -107,14 +113,25 @@ class ReadModels(Database):
         return count, aware(oldest)
 
     def stats(self, now: dt.datetime | None = None) -> dict[str, Any]:
-        """Figures for metrics and health: backlog, oldest unsent event, states, reports due."""
+        """Figures for metrics and health: the outbox (waiting, refused, set aside, the oldest
+        waiting, the last publish), states, reports due."""
         now = now or utcnow()
+        outbox = outbox_table.c
         with self.reading() as conn:
-            backlog, oldest = conn.execute(
-                sa.select(sa.func.count(), sa.func.min(outbox_table.c.created_at)).where(
-                    outbox_table.c.published_at.is_(None)
+            unpublished = {
+                aside: (count, oldest, refused)
+                for aside, count, oldest, refused in conn.execute(
+                    sa.select(
+                        outbox.set_aside_at.is_not(None),
+                        sa.func.count(),
+                        sa.func.min(outbox.created_at),
+                        sa.func.sum(sa.case((outbox.refusals > 0, 1), else_=0)),
+                    )
+                    .where(outbox.published_at.is_(None))
+                    .group_by(outbox.set_aside_at.is_not(None))
                 )
-            ).one()
+            }
+            last_published = conn.execute(sa.select(sa.func.max(outbox.published_at))).scalar()
             by_state = dict(
                 conn.execute(
                     sa.select(requests_table.c.state, sa.func.count()).group_by(
@@ -128,11 +145,13 @@ class ReadModels(Database):
                     requests_table.c.report_due_at <= naive(now),
                 )
             ).scalar_one()
+        backlog, oldest, refused = unpublished.get(False, (0, None, 0))
         return {
             "outbox_backlog": backlog,
-            "outbox_oldest_age_seconds": None
-            if oldest is None
-            else max(0.0, (now - aware(oldest)).total_seconds()),
+            "outbox_oldest_age_seconds": _age(now, oldest),
+            "outbox_refused": refused or 0,
+            "outbox_set_aside": unpublished.get(True, (0,))[0],
+            "outbox_last_published_age_seconds": _age(now, last_published),
             "requests_by_state": by_state,
             "reports_due": reports_due,
         }
@@ -177,3 +196,8 @@ class ReadModels(Database):
                 .group_by(requests_table.c.state)
             ).all()
         return {state: (count, aware(earliest)) for state, count, earliest in rows}
+
+
+def _age(now: dt.datetime, moment: dt.datetime | None) -> float | None:
+    """Seconds since a stored (naive UTC) moment; None when there is none."""
+    return None if moment is None else max(0.0, (now - aware(moment)).total_seconds())

@@ -58,6 +58,8 @@ class PlatformView:
 class PendingEvent:
     id: int
     event: Event
+    # How often the broker refused it so far.
+    refusals: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -96,6 +96,7 @@ def _demo(settings: Settings, *, phones: int, timeout: float, stage: Stage) -> i
                 request = sample_request(demo_settings, phones=phones)
                 stage.request_id = request["request_id"]
                 publish_request(demo_settings, json.dumps(request, ensure_ascii=False).encode())
+                stage.doing = f"waiting for request {stage.request_id}'s campaign.created"
                 window = request["campaign"]["schedule"]
                 say(
                     f"sent request {request['request_id']} with {phones + 1} phones (one "
@@ -183,7 +184,6 @@ def _print_events(settings: Settings, *, timeout: float, stage: Stage) -> bool:
     ``timeout`` counts from the send, and again from the report's due time.
     """
     deadline = time.monotonic() + timeout
-    stage.doing = f"waiting for request {stage.request_id}'s campaign.created"
     with broker.connect(settings) as connection:
         queue = connection.SimpleQueue(settings.call_results_queue)
         try:

@@ -48,6 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default HTTP_CALL_DEADLINE_SECONDS + {SETTLE_MARGIN_SECONDS:g})",
     )
     parser.add_argument(
+        "--max-deliveries",
+        type=_count,
+        default=defaults.deliveries,
+        metavar="N",
+        help=f"a message may come back this many times (default {defaults.deliveries})",
+    )
+    parser.add_argument(
         "--local",
         action="store_true",
         help=f"count only workers on this host ({socket.gethostname()}): for a liveness probe",
@@ -58,6 +65,7 @@ def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
     limits = Limits(
         **{field: getattr(args, field) for _, field, _ in _LIMIT_OPTIONS},
         step=args.max_step_age,
+        deliveries=args.max_deliveries,
     )
     health = check(settings, limits, host=socket.gethostname() if args.local else None)
     print(health.line)
@@ -71,4 +79,11 @@ def _seconds(text: str) -> float:
         value = 0
     if not value > 0:
         raise argparse.ArgumentTypeError("must be a number of seconds > 0")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError("must be an integer >= 2 (a first delivery is no loop)")
     return value

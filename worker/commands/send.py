@@ -3,14 +3,14 @@
 Useful to a CRM developer trying the contract, to an operator replaying a request, and to the
 demo. The body is checked first with intake's own decoding and schema, under the worker's
 settings, and refused with one line per error: a request the worker would reject is not
-published (``--raw`` publishes it anyway, to see the worker reject it). The queues are declared
-first, so the message has somewhere to go even before the first worker ever started.
+published (``--raw`` publishes it anyway, to see the worker reject it, and says that intake will
+refuse it). The queues are declared first, so the message has somewhere to go even before the
+first worker ever started.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 import uuid
@@ -21,8 +21,9 @@ from adapters import broker
 from adapters.broker import CONFIRM_TIMEOUT_SECONDS, Delivery
 from adapters.config import BROKER, QUEUES, Settings
 from adapters.logs import redact
+from adapters.store import utcnow
 from adapters.topology import declare
-from handlers.accept import problems
+from handlers.accept import problems, verdict_on
 from worker.commands import UsageError
 
 USES = (BROKER, QUEUES)
@@ -64,15 +65,6 @@ def publish_request(
     return message_id
 
 
-def request_id_of(body: bytes) -> str | None:
-    """The request_id of a body, for printing; None when the body is not a request."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    return data.get("request_id") if isinstance(data, dict) else None
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="the request body: a JSON file, or - to read stdin")
     parser.add_argument("--reply-to", help="queue for this request's result events")
@@ -85,22 +77,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
-    if args.raw:
-        body = read_body(args.file, limit=RAW_MAX_BYTES, limit_name="the broker's limit")
-    else:
-        body = read_body(args.file, limit=settings.max_message_bytes)
-        found = problems(Delivery(body=body, content_type=JSON), settings=settings)
-        if found:
-            shown = "\n".join(f"{args.file}: {redact(line)}" for line in found)
-            raise UsageError(f"{shown}\n{args.file}: not published (--raw publishes it anyway)")
+    limit, limit_name = (
+        (RAW_MAX_BYTES, "the broker's limit") if args.raw else (settings.max_message_bytes, None)
+    )
+    body = read_body(args.file, limit=limit, limit_name=limit_name or "MAX_MESSAGE_BYTES")
+    delivery = Delivery(
+        body=body, content_type=JSON, correlation_id=args.correlation_id, reply_to=args.reply_to
+    )
+    verdict = verdict_on(delivery, settings=settings, now=utcnow())
+    refused = [redact(line) for line in problems(verdict) or [verdict.reason or ""]]
+    if verdict.outcome == "rejected" and not args.raw:
+        shown = "\n".join(f"{args.file}: {line}" for line in refused)
+        raise UsageError(f"{shown}\n{args.file}: not published (--raw publishes it anyway)")
     message_id = publish_request(
         settings, body, reply_to=args.reply_to, correlation_id=args.correlation_id
     )
     print(
-        f"published request {request_id_of(body) or '(no request_id)'} to "
+        f"published request {verdict.request_id or '(no request_id)'} to "
         f"{settings.call_requests_queue} (message_id {message_id})"
         + (" unchecked" if args.raw else "")
     )
+    if verdict.outcome == "rejected":
+        print(f"intake will refuse it: {'; '.join(refused)}")
     return 0
 
 

@@ -64,12 +64,24 @@ def _print_request(store: Store, row: RequestRow) -> None:
 def _print_events(events: list[dict]) -> None:
     print(f"  events ({len(events)}):")
     for event in events:
-        published = (
-            f"published {_time(event['published_at'])}"
-            if event["published_at"]
-            else "NOT published yet"
+        print(f"    {event['event_id']}  → {event['queue']}  {_publication(event)}")
+
+
+def _publication(event: dict) -> str:
+    """Whether the event went out; if not, whether it waits or was set aside, and why."""
+    if event["published_at"]:
+        return f"published {_time(event['published_at'])}"
+    if event["set_aside_at"]:
+        return (
+            f"SET ASIDE {_time(event['set_aside_at'])}, never published: "
+            f"{event['set_aside_reason']}"
         )
-        print(f"    {event['event_id']}  → {event['queue']}  {published}")
+    if event["refusals"]:
+        return (
+            f"NOT published yet: refused by the broker {event['refusals']} time(s), next try "
+            f"{_time(event['retry_at'])}"
+        )
+    return "NOT published yet"
 
 
 def _time(moment: dt.datetime | None) -> str | None:
