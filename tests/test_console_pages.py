@@ -43,7 +43,7 @@ def dead_letter(environment: dict, store, body: dict | bytes, message_id: str, *
     )
     assert accept(delivery, settings=settings.replace(**changes), store=store).outcome == "rejected"
     with broker.connect(settings) as connection:
-        Relay(store, connection, ready=threading.Event()).drain()
+        Relay(store, connection, ready=threading.Event(), settings=settings).drain()
 
 
 def queued(environment: dict, queue_setting: str) -> list[bytes]:

@@ -197,3 +197,14 @@ def test_a_report_that_failed_is_fetched_now(deployment, sandbox) -> None:
     entry = client.get(done.headers["Location"]).get_data(as_text=True)
     assert "campaign.report part(s)" in entry and ">done<" in entry
     assert deployment.store.get_request("late-1").state == State.REPORTED
+
+
+def test_events_the_relay_set_aside_are_shown_with_why(deployment) -> None:
+    take_in(deployment, call_request("aside-1"))
+    create_all(deployment)
+    with deployment.store.pending_events(10) as (batch, settlement):
+        (pending,) = [p for p in batch if p.event.request_id == "aside-1"]
+        settlement.set_aside[pending.id] = "no queue named 'crm.gone' took it"
+    page = deployment.client(VIEWER).get("/attention/").get_data(as_text=True)
+    table = page.split('id="set-aside"')[1]
+    assert "aside-1:campaign.created" in table and "no queue named &#39;crm.gone&#39;" in table

@@ -133,6 +133,34 @@ class Browse(Database):
             count, oldest = conn.execute(_OUTBOX_WAITING).one()
         return count, aware(oldest)
 
+    def set_aside(self, *, limit: int) -> list[dict]:
+        """Events the relay set aside (never to be published until an operator puts them
+        back), the oldest first."""
+        table = outbox_table.c
+        with self.reading() as conn:
+            rows = conn.execute(
+                sa.select(
+                    table.event_id,
+                    table.request_id,
+                    table.event_type,
+                    table.queue,
+                    table.created_at,
+                    table.set_aside_at,
+                    table.set_aside_reason,
+                )
+                .where(table.set_aside_at.is_not(None))
+                .order_by(table.id)
+                .limit(limit)
+            )
+            return [
+                {
+                    **row._asdict(),
+                    "created_at": aware(row.created_at),
+                    "set_aside_at": aware(row.set_aside_at),
+                }
+                for row in rows
+            ]
+
     def outbox_event(self, event_id: str) -> dict | None:
         """One event of the outbox, its body included."""
         with self.reading() as conn:

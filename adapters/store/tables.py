@@ -173,6 +173,13 @@ sa.Index(
 )
 # A request's events, for its page (and ``callbridge status``): without it, a full scan.
 sa.Index("ix_callbridge_outbox_request", outbox_table.c.request_id, outbox_table.c.id)
+# The events the relay set aside, for the console's "needs attention": a handful among millions.
+sa.Index(
+    "ix_callbridge_outbox_set_aside",
+    outbox_table.c.id,
+    postgresql_where=outbox_table.c.set_aside_at.is_not(None),
+    sqlite_where=outbox_table.c.set_aside_at.is_not(None),
+)
 
 # Each platform call a step made and its answer, written with its settlement: a request's
 # timeline shows every attempt, the overview the platform's latency and outcomes.

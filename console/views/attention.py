@@ -1,5 +1,6 @@
 """What needs a person: requests whose creation outcome is unknown (*Resolve*: the campaign
-exists, or send it again), reports that could not be fetched (*Fetch report now*). Each action
+exists, or send it again), reports that could not be fetched (*Fetch report now*), events the
+relay set aside (shown with why, and how to put them back). Each action
 calls what the CLI's command calls (``handlers.actions``), goes to the audit log, and the
 browser is sent to its entry."""
 
@@ -26,6 +27,7 @@ def listing():
         "attention.html",
         unknown=store.waiting_for_operator(State.FAILED, outcome="unknown", limit=SHOWN),
         report_failed=store.waiting_for_operator(State.REPORT_FAILED, outcome=None, limit=SHOWN),
+        set_aside=store.set_aside(limit=SHOWN),
         shown=SHOWN,
     )
 
