@@ -3,7 +3,7 @@
 The claim marks the request ``sending`` and commits *before* the POST, so that whatever
 happens next — a crash, a kill, a broken connection — the request can never be sent twice: a
 ``sending`` row nobody is working on is settled as an unknown outcome, not retried. The answer
-is settled in one transaction with its result event.
+is settled in one transaction with its result event and its line in the attempts log.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from adapters import error_reporting, metrics
-from adapters.logs import state_change
+from adapters.logs import redact, state_change
 from adapters.platform_client import CreateOutcome, Unknown
-from adapters.store import RequestRow, SettleConflict, State, utcnow
+from adapters.store import CREATE, Attempt, RequestRow, SettleConflict, State, utcnow
 from handlers.context import StepContext
 from handlers.results import result
 from handlers.retry_policy import Accept, Fail, Pause, RetryAt
@@ -39,8 +39,9 @@ def create_next(ctx: StepContext) -> bool:
         error_reporting.job_scope("create", request_id=row.request_id, project_id=row.project_id),
     ):
         state_change(log, "sending", request_id=row.request_id, attempt=row.attempts)
+        started = utcnow()
         outcome = _post(ctx, body)
-        settle_creation(ctx, row, outcome, phones_rejected=phones_rejected)
+        settle_creation(ctx, row, outcome, phones_rejected=phones_rejected, started_at=started)
     return True
 
 
@@ -58,25 +59,57 @@ def settle_creation(
     outcome: CreateOutcome,
     *,
     phones_rejected: Sequence[Mapping[str, Any]],
+    started_at: dt.datetime,
 ) -> None:
-    """Store what the platform's answer means for the request, with its result event."""
+    """Store what the platform's answer means for the request, with its result event and
+    the attempt (the call made at ``started_at``) in the attempts log."""
     now = utcnow()
     decision = ctx.creation_policy.decide(
         outcome, attempt=row.attempts, first_attempt_at=row.first_attempt_at or now, now=now
     )
+    attempt = _attempt(row, decision, started_at, now)
     match decision:
         case Accept(campaign_id=campaign_id):
-            _created(ctx, row, campaign_id, now, phones_rejected)
+            _created(ctx, row, campaign_id, now, phones_rejected, attempt)
         case Pause():
-            _auth_refused(ctx, row, decision)
+            _auth_refused(ctx, row, decision, attempt)
         case RetryAt(when=when, status=status, message=message):
-            _retry(ctx, row, status, message, when)
+            _retry(ctx, row, status, message, when, attempt)
         case Fail(outcome=failed, status=status, message=message):
             # An id the stores cannot hold is logged for the operator to look up.
             shown = outcome.shown_campaign_id if isinstance(outcome, Unknown) else None
-            _failed(ctx, row, status, message, failed, now, platform_campaign_id=shown)
+            _failed(ctx, row, status, message, failed, now, attempt, platform_campaign_id=shown)
     if isinstance(decision, Accept | Fail) and decision.resumed:
         state_change(log, "resumed", request_id=row.request_id)
+
+
+def _attempt(
+    row: RequestRow,
+    decision: Accept | Pause | RetryAt | Fail,
+    started: dt.datetime,
+    now: dt.datetime,
+) -> Attempt:
+    """The call as the attempts log keeps it: what its answer came to."""
+    match decision:
+        case Accept(campaign_id=campaign_id):
+            outcome, status, message = State.CREATED, None, None
+        case Pause(status=status, message=message):
+            outcome, campaign_id = "paused", None
+        case RetryAt(status=status, message=message):
+            outcome, campaign_id = State.RETRY, None
+        case Fail(outcome=failed, status=status, message=message):
+            outcome, campaign_id = f"failed, {failed}", None
+    return Attempt(
+        request_id=row.request_id,
+        kind=CREATE,
+        attempt=row.attempts,
+        started_at=started,
+        finished_at=now,
+        outcome=outcome,
+        status=status,
+        message=None if message is None else redact(message),
+        campaign_id=campaign_id,
+    )
 
 
 def created_outcome(
@@ -119,10 +152,11 @@ def _created(
     campaign_id: int,
     now: dt.datetime,
     phones_rejected: Sequence[Mapping[str, Any]],
+    attempt: Attempt,
 ) -> None:
     changes, event = created_outcome(row, campaign_id, now, phones_rejected=phones_rejected)
     due = changes["report_due_at"]
-    if _settle(ctx, row, changes, event, campaign_id=campaign_id):
+    if _settle(ctx, row, changes, event, attempt, campaign_id=campaign_id):
         metrics.count_request("created")
         state_change(
             log,
@@ -140,13 +174,14 @@ def _failed(
     message: str,
     outcome: str,
     now: dt.datetime,
+    attempt: Attempt,
     platform_campaign_id: str | None = None,
 ) -> None:
     event = campaign_failed(
         request_id=row.request_id, status=status, message=message, outcome=outcome, occurred_at=now
     )
     changes = {"state": State.FAILED, "outcome": outcome, "owner": None}
-    if _settle(ctx, row, changes, event):
+    if _settle(ctx, row, changes, event, attempt):
         metrics.count_request(f"failed_{outcome}")
         state_change(
             log,
@@ -168,9 +203,10 @@ def _retry(
     status: int | None,
     message: str,
     when: dt.datetime,
+    attempt: Attempt,
 ) -> None:
     changes = {"state": State.RETRY, "next_attempt_at": when, "owner": None}
-    if _settle(ctx, row, changes, None):
+    if _settle(ctx, row, changes, None, attempt):
         state_change(
             log,
             "retry scheduled",
@@ -182,10 +218,10 @@ def _retry(
         )
 
 
-def _auth_refused(ctx: StepContext, row: RequestRow, pause: Pause) -> None:
+def _auth_refused(ctx: StepContext, row: RequestRow, pause: Pause, attempt: Attempt) -> None:
     """Put the request back untouched (the attempt does not count); report a new pause once."""
     changes = {"state": State.RECEIVED, "attempts": row.attempts - 1, "owner": None}
-    _settle(ctx, row, changes, None)
+    _settle(ctx, row, changes, None, attempt)
     if pause.starts_pause:
         state_change(
             log,
@@ -203,6 +239,7 @@ def _settle(
     row: RequestRow,
     changes: Mapping[str, Any],
     event: Mapping[str, Any] | None,
+    attempt: Attempt,
     *,
     campaign_id: int | None = None,
 ) -> bool:
@@ -211,6 +248,7 @@ def _settle(
             ctx.store.settle(
                 conn, row.request_id, from_states=(State.SENDING,), owner=ctx.owner, changes=changes
             )
+            ctx.store.add_attempt(conn, attempt)
             if event is not None:
                 ctx.store.add_event(
                     conn,

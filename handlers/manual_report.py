@@ -32,7 +32,14 @@ import json
 from adapters.platform_client import AuthFailed, ReportFailed, ReportFetched
 from adapters.store import RequestRow, SettleConflict, State, Store, utcnow
 from handlers.context import StepContext
-from handlers.report import ReportJob, StoredReport, fetch, report_parts, store_report
+from handlers.report import (
+    ReportJob,
+    StoredReport,
+    attempt_of,
+    fetch,
+    report_parts,
+    store_report,
+)
 from handlers.report_building import ReportTooLarge
 from schemas.platform import AnalyticsReport, format_utc_timestamp, load_analytics_response
 
@@ -184,9 +191,13 @@ def _check_unreported(store: Store, campaign_id: int, request_id: str) -> None:
 
 
 def fetch_and_store(ctx: StepContext, plan: Plan) -> StoredReport:
+    started = utcnow()
     report = _fetched(ctx, plan)
+    attempt = attempt_of(plan.job, started, State.REPORTED, 200, None)
     try:
-        return store_report(ctx, plan.job, report, from_states=plan.from_states, owner=None)
+        return store_report(
+            ctx, plan.job, report, from_states=plan.from_states, owner=None, attempt=attempt
+        )
     except SettleConflict:
         raise Refused(
             f"a worker took request {plan.job.request_id} while the report was fetched; "

@@ -120,6 +120,7 @@ def test_a_request_shows_its_timeline_phones_masked_and_events(deployment) -> No
     client = deployment.client(VIEWER)
     page = client.get("/request?id=shown-1").get_data(as_text=True)
     assert "received from the CRM" in page
+    assert "create campaign, try 1: created, campaign id " in page
     assert "campaign.created → crm.call_results" in page
     assert "+7912***0001" in page and "shown-1-lead-1" in page
     assert "shown-1-bad" in page and "invalid phone number" in page
@@ -192,11 +193,17 @@ def test_a_report_that_failed_is_fetched_now(deployment, sandbox) -> None:
     sandbox.set_faults(report_faults=[])
     client = deployment.client(OPERATOR)
     assert "Fetch report now" in client.get("/attention/").get_data(as_text=True)
+    timeline = client.get("/request?id=late-1").get_data(as_text=True)
+    assert "fetch report, try 1: report_failed, HTTP 500" in timeline
+    overview = client.get("/").get_data(as_text=True)
+    assert "report_failed 1" in overview and "created 1" in overview
     campaign = deployment.store.get_request("late-1").campaign_id
     done = post_form(client, "/attention/", "/attention/report", campaign_id=str(campaign))
     entry = client.get(done.headers["Location"]).get_data(as_text=True)
     assert "campaign.report part(s)" in entry and ">done<" in entry
     assert deployment.store.get_request("late-1").state == State.REPORTED
+    timeline = client.get("/request?id=late-1").get_data(as_text=True)
+    assert ": reported, HTTP 200" in timeline and "report.fetch by olga (operator)" in timeline
 
 
 def test_events_the_relay_set_aside_are_shown_with_why(deployment) -> None:
