@@ -1,10 +1,10 @@
 """The operator's actions on a request, whole: what ``callbridge resolve`` and ``callbridge
-report`` do and the console's buttons do, each ending in what the operator is told and what the
-audit log keeps.
+report`` do, and what the console's buttons do, by the same code.
 
-Each returns a ``Told``: ``done``, ``refused`` (nothing changed, the lines say why) or
-``failed`` (done in the store, but the events could not be published yet: the next worker's
-relay publishes them); and the lines, as the CLI prints them.
+Each returns a ``Told``: what came of it (``done``; ``refused``: nothing changed; ``failed``:
+stored, but the events could not be published yet, and the next worker's relay publishes
+them), the lines the operator is told, and the problem when there is one. The CLI prints the
+lines and the problem (on stderr); the console and the CLI both write it to the audit log.
 """
 
 from __future__ import annotations
@@ -19,27 +19,39 @@ from handlers.audit import DONE, FAILED, REFUSED, Actor, record
 from handlers.context import StepContext
 from handlers.publish_now import PublishFailed, publish_events
 from schemas.events import CAMPAIGN_CREATED, CAMPAIGN_REPORT
-from schemas.platform import format_utc_timestamp
 
 RESOLVE_CREATED = "resolve.created"
 RESOLVE_RESEND = "resolve.resend"
 FETCH_REPORT = "report.fetch"
+EXIT_CODES = {DONE: 0, FAILED: 1, REFUSED: 1}
 
 
 @dataclasses.dataclass(frozen=True)
 class Told:
     outcome: str
     lines: list[str]
+    problem: str | None = None
+    exit_code: int = 0
+
+    @classmethod
+    def of(cls, outcome: str, lines: list[str], problem: str | None = None, code: int = 1) -> Told:
+        return cls(outcome, lines, problem, 0 if outcome == DONE else code)
 
     def audit(
-        self, store: Store, actor: Actor, action: str, *, request_id: str, subject: str | None
+        self,
+        store: Store,
+        actor: Actor,
+        action: str,
+        *,
+        request_id: str | None,
+        subject: str | None = None,
     ) -> int:
         return record(
             store,
             actor,
             action,
             outcome=self.outcome,
-            lines=self.lines,
+            lines=[*self.lines, *([self.problem] if self.problem else [])],
             request_id=request_id,
             subject=subject,
         )
@@ -59,12 +71,25 @@ def resolve_as_created(settings: Settings, store: Store, request_id: str, campai
             )
         event = resolve.resolve_created(settings, store, request_id, campaign_id)
     except resolve.Refused as exc:
-        return Told(REFUSED, [*lines, str(exc)])
+        return Told.of(REFUSED, lines, str(exc))
     lines.append(
         f"request {request_id}: resolved as created, campaign {campaign_id}; its report is due "
         f"{event['report_due_at']}"
     )
-    return _published(settings, store, request_id, {CAMPAIGN_CREATED}, lines)
+    event_id = event["event_id"]
+    try:
+        left = publish_events(settings, store, request_id, event_types={CAMPAIGN_CREATED})
+    except PublishFailed as exc:
+        problem = (
+            f"could not publish {event_id} ({exc}); it stays queued and the next worker to run "
+            "publishes it"
+        )
+        return Told.of(FAILED, lines, problem)
+    if left:
+        return Told.of(
+            FAILED, lines, f"{event_id} is not published yet; the worker's relay publishes it"
+        )
+    return Told.of(DONE, [*lines, f"published {event_id}"])
 
 
 def resend(store: Store, request_id: str) -> Told:
@@ -72,8 +97,8 @@ def resend(store: Store, request_id: str) -> Told:
     try:
         resolve.resend(store, request_id)
     except resolve.Refused as exc:
-        return Told(REFUSED, [str(exc)])
-    return Told(
+        return Told.of(REFUSED, [], str(exc))
+    return Told.of(
         DONE,
         [
             f"request {request_id}: back to received; the next worker sends it to the platform. "
@@ -84,43 +109,35 @@ def resend(store: Store, request_id: str) -> Told:
     )
 
 
-def fetch_report(settings: Settings, store: Store, campaign_id: int) -> Told:
-    """Fetch a campaign's report now (its request ``report_failed``, or due) and publish it."""
-    args = manual_report.ReportArgs(campaign_id=campaign_id)
+def fetch_report(settings: Settings, store: Store, args: manual_report.ReportArgs) -> Told:
+    """Fetch a campaign's report now, store it and publish it (``args.preview`` aside: the
+    CLI prints a preview itself)."""
     platform = PlatformClient(settings)
     ctx = StepContext(settings, store, platform, owner=manual_report.NOT_A_WORKER)
     try:
         plan = manual_report.plan_report(store, args, now=utcnow())
         stored = manual_report.fetch_and_store(ctx, plan)
     except manual_report.Refused as exc:
-        return Told(REFUSED, [str(exc)])
+        return Told.of(REFUSED, [], str(exc), exc.code)
     finally:
         platform.close()
-    start, end = plan.period
     lines = [
-        f"campaign {campaign_id} (request {plan.job.request_id}): {stored.rows} rows, "
-        f"{stored.missing} missing, stored as {stored.parts} campaign.report part(s) for "
-        f"{format_utc_timestamp(start)} .. {format_utc_timestamp(end)}"
+        f"{plan.heading}: {stored.rows} rows, {stored.missing} missing, stored as "
+        f"{stored.parts} campaign.report part(s) for {plan.period_text}"
     ]
-    return _published(settings, store, plan.job.request_id, {CAMPAIGN_REPORT}, lines)
-
-
-def _published(
-    settings: Settings, store: Store, request_id: str, event_types: set[str], lines: list[str]
-) -> Told:
-    """Publish the request's events of those types now; a worker's relay may be at it too."""
+    queue = plan.job.reply_to or settings.call_results_queue
     try:
-        left = publish_events(settings, store, request_id, event_types=event_types)
+        left = publish_events(settings, store, plan.job.request_id, event_types={CAMPAIGN_REPORT})
     except PublishFailed as exc:
-        lines.append(
-            f"could not publish ({exc}); the events stay queued and the next worker to run "
-            "publishes them"
+        problem = (
+            f"could not publish ({exc}); the report stays queued and the next worker to run "
+            "publishes it"
         )
-        return Told(FAILED, lines)
+        return Told.of(FAILED, lines, problem)
     if left:
-        lines.append(
-            f"{', '.join(left)} not published yet: queued, the next worker's relay publishes it"
+        problem = (
+            f"{len(left)} part(s) not yet published to {queue}; they stay queued and the next "
+            "worker to run publishes them"
         )
-        return Told(FAILED, lines)
-    lines += [f"published {event_type} of request {request_id}" for event_type in event_types]
-    return Told(DONE, lines)
+        return Told.of(FAILED, lines, problem)
+    return Told.of(DONE, [*lines, f"published to {queue}"])

@@ -92,6 +92,16 @@ class Plan:
     period: tuple[dt.datetime, dt.datetime]
     from_states: tuple[str, ...]
 
+    @property
+    def heading(self) -> str:
+        """How the operator's messages name the report."""
+        return f"campaign {self.job.campaign_id} (request {self.job.request_id})"
+
+    @property
+    def period_text(self) -> str:
+        start, end = self.period
+        return f"{format_utc_timestamp(start)} .. {format_utc_timestamp(end)}"
+
 
 def plan_report(store: Store, args: ReportArgs, *, now: dt.datetime) -> Plan:
     """What to fetch for ``args``, or Refused saying why not."""

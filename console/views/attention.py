@@ -11,7 +11,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from adapters.store import State
 from console.app import console
 from console.security import acting, current_actor
-from handlers import actions
+from handlers import actions, manual_report
 from schemas.platform import is_campaign_id
 
 blueprint = Blueprint("attention", __name__, url_prefix="/attention")
@@ -57,7 +57,9 @@ def fetch_report():
     tools = console()
     campaign_id = _campaign_id()
     found = tools.store.find_by_campaign(campaign_id)
-    told = actions.fetch_report(tools.settings, tools.store, campaign_id)
+    told = actions.fetch_report(
+        tools.settings, tools.store, manual_report.ReportArgs(campaign_id=campaign_id)
+    )
     entry = told.audit(
         tools.store,
         current_actor(),
