@@ -173,6 +173,17 @@ sa.Index(
 )
 # A request's events, for its page (and ``callbridge status``): without it, a full scan.
 sa.Index("ix_callbridge_outbox_request", outbox_table.c.request_id, outbox_table.c.id)
+# What waits for an operator, for the console's "needs attention": a few among a million.
+_UNKNOWN_SQL = "state = 'failed' AND outcome = 'unknown'"
+_REPORT_FAILED_SQL = "state = 'report_failed'"
+for _name, _where in (("unknown", _UNKNOWN_SQL), ("report_failed", _REPORT_FAILED_SQL)):
+    sa.Index(
+        f"ix_callbridge_requests_{_name}",
+        requests_table.c.updated_at,
+        requests_table.c.request_id,
+        postgresql_where=sa.text(_where),
+        sqlite_where=sa.text(_where),
+    )
 # The events the relay set aside, for the console's "needs attention": a handful among millions.
 sa.Index(
     "ix_callbridge_outbox_set_aside",
