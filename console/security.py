@@ -19,6 +19,7 @@ import functools
 import secrets
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ from console.users import User, Users
 from handlers.audit import Actor
 
 SESSION_LIFETIME = dt.timedelta(hours=8)
+MAX_NEXT = 2000
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.log_in", "static"})
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -138,10 +140,14 @@ def client_address() -> str:
 
 
 def safe_next(target: str | None) -> str | None:
-    """A path of this console to go back to after the login; never another site."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """A path of this console to go back to after the login; never another site (browsers drop
+    tabs and line breaks from a URL and read ``\\`` as ``/``, so ``/\t/evil`` would be one)."""
+    if not target or not target.startswith("/") or len(target) > MAX_NEXT:
         return None
-    return target
+    if any(char <= " " or char == "\\" for char in target):
+        return None
+    parts = urllib.parse.urlsplit(target)
+    return None if parts.scheme or parts.netloc else target
 
 
 def _here() -> str | None:

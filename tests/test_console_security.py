@@ -77,7 +77,9 @@ def test_a_login_opens_every_page_and_goes_back_where_it_was_asked(console) -> N
     )
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil"])
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/", "//evil.example/", "/\\evil", "/\t/evil.example", "/ /x"]
+)
 def test_a_login_never_sends_the_browser_elsewhere(console, target) -> None:
     client = console.client()
     token = csrf_token(client.get("/login"))

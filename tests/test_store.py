@@ -179,7 +179,8 @@ def as_version_2(conn: sa.Connection) -> None:
     outbox's refusals."""
     for column in PLATFORM_VIEW_COLUMNS:
         conn.execute(sa.text(f"ALTER TABLE callbridge_workers DROP COLUMN {column.name}"))
-    conn.execute(sa.text("DROP INDEX ix_callbridge_outbox_waiting"))
+    for index in ("ix_callbridge_outbox_waiting", "ix_callbridge_outbox_set_aside"):
+        conn.execute(sa.text(f"DROP INDEX {index}"))
     for column in ("refusals", "retry_at", "set_aside_at", "set_aside_reason"):
         conn.execute(sa.text(f"ALTER TABLE callbridge_outbox DROP COLUMN {column}"))
     conn.execute(sa.update(schema_meta).values(value="2"))
