@@ -205,7 +205,6 @@ def test_a_wrong_password_is_refused_and_opens_nothing(page) -> None:
     assert page.path() == "/login"
     page.open("/dead-letters/")
     assert page.path().startswith("/login?next=/dead-letters/")
-    page.shot("login")
 
 
 def test_an_operator_logs_in_and_sees_the_overview(page, deployment) -> None:
@@ -259,7 +258,6 @@ def test_an_operator_replays_a_dead_letter_and_the_crm_gets_its_campaign(page, d
     page.shot("dead-letters")
     shown = page.click('a[href="/dead-letters/message?id=e2e-dead-1"]')
     assert "e2e-replayed" in shown
-    page.shot("dead-letter")
     done = page.click("div.actions button[type=submit]")
     assert "replayed #1 id=e2e-dead-1" in done
     created = deployment.results.wait_for(
