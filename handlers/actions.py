@@ -1,5 +1,6 @@
-"""The operator's actions on a request, whole: what ``callbridge resolve`` and ``callbridge
-report`` do, and what the console's buttons do, by the same code.
+"""The operator's actions, whole: what ``callbridge resolve`` and ``callbridge report`` do, and
+what the console's buttons do, by the same code; and how a replay or a drop of dead letters is
+written to the audit log.
 
 Each returns a ``Told``: what came of it (``done``; ``refused``: nothing changed; ``failed``:
 stored, but the events could not be published yet, and the next worker's relay publishes
@@ -17,6 +18,7 @@ from adapters.store import Store, utcnow
 from handlers import manual_report, resolve
 from handlers.audit import DONE, FAILED, REFUSED, Actor, record
 from handlers.context import StepContext
+from handlers.dead_letters import Dropped, ReplayOutcome, replay_summary
 from handlers.publish_now import PublishFailed, publish_events
 from schemas.events import CAMPAIGN_CREATED, CAMPAIGN_REPORT
 
@@ -141,3 +143,43 @@ def fetch_report(settings: Settings, store: Store, args: manual_report.ReportArg
         )
         return Told.of(FAILED, lines, problem)
     return Told.of(DONE, [*lines, f"published to {queue}"])
+
+
+def audit_replay(
+    store: Store, actor: Actor, settings: Settings, key: str | None, outcomes: list[ReplayOutcome]
+) -> int:
+    """Write a replay to the audit log: done when a message went back (or there was none to
+    replay), refused when every one was kept or the one named is not there; the entry's id."""
+    lines = [outcome.line(settings.call_requests_queue) for outcome in outcomes]
+    if key is not None and not outcomes:
+        lines.append(f"no dead letter with id {key} in {settings.dead_letter_queue}")
+    lines.append(replay_summary(outcomes))
+    done = any(outcome.replayed for outcome in outcomes) or (key is None and not outcomes)
+    return record(
+        store,
+        actor,
+        "dead_letters.replay",
+        outcome=DONE if done else REFUSED,
+        lines=lines,
+        subject=key or "all",
+        request_id=outcomes[0].letter.request_id if key is not None and outcomes else None,
+    )
+
+
+def audit_drop(
+    store: Store, actor: Actor, settings: Settings, key: str, dropped: Dropped | None
+) -> int:
+    """Write a drop to the audit log; the entry's id."""
+    if dropped is None:
+        lines = [f"no dead letter with id {key} in {settings.dead_letter_queue}"]
+    else:
+        lines = [dropped.line(settings.dead_letter_queue)]
+    return record(
+        store,
+        actor,
+        "dead_letters.drop",
+        outcome=DONE if dropped is not None and dropped.dropped else REFUSED,
+        lines=lines,
+        subject=key,
+        request_id=dropped.letter.request_id if dropped is not None else None,
+    )

@@ -48,7 +48,6 @@ from adapters.logs import mask_document, redact, secrets_from
 from adapters.store import Store, open_store, utcnow
 from adapters.topology import contract_queue, declare
 from handlers.accept import error_lines, problems, verdict_on
-from handlers.audit import DONE, REFUSED, Actor, record
 
 CALLBRIDGE_HEADERS = "x-callbridge-"
 ERRORS_HEADER = "x-callbridge-errors"
@@ -146,46 +145,6 @@ class ReplayOutcome:
 def replay_summary(outcomes: list[ReplayOutcome]) -> str:
     replayed = sum(outcome.replayed for outcome in outcomes)
     return f"replayed {replayed}, kept {len(outcomes) - replayed}"
-
-
-def audit_replay(
-    store: Store, actor: Actor, settings: Settings, key: str | None, outcomes: list[ReplayOutcome]
-) -> int:
-    """Write a replay to the audit log: done when a message went back (or there was none to
-    replay), refused when every one was kept or the one named is not there; the entry's id."""
-    lines = [outcome.line(settings.call_requests_queue) for outcome in outcomes]
-    if key is not None and not outcomes:
-        lines.append(f"no dead letter with id {key} in {settings.dead_letter_queue}")
-    lines.append(replay_summary(outcomes))
-    done = any(outcome.replayed for outcome in outcomes) or (key is None and not outcomes)
-    return record(
-        store,
-        actor,
-        "dead_letters.replay",
-        outcome=DONE if done else REFUSED,
-        lines=lines,
-        subject=key or "all",
-        request_id=outcomes[0].letter.request_id if key is not None and outcomes else None,
-    )
-
-
-def audit_drop(
-    store: Store, actor: Actor, settings: Settings, key: str, dropped: Dropped | None
-) -> int:
-    """Write a drop to the audit log; the entry's id."""
-    if dropped is None:
-        lines = [f"no dead letter with id {key} in {settings.dead_letter_queue}"]
-    else:
-        lines = [dropped.line(settings.dead_letter_queue)]
-    return record(
-        store,
-        actor,
-        "dead_letters.drop",
-        outcome=DONE if dropped is not None and dropped.dropped else REFUSED,
-        lines=lines,
-        subject=key,
-        request_id=dropped.letter.request_id if dropped is not None else None,
-    )
 
 
 def broker_failures(settings: Settings) -> tuple[type[BaseException], ...]:

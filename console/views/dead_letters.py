@@ -13,10 +13,9 @@ from adapters.broker import BrokerUnreachable
 from adapters.config import Settings
 from console.app import console
 from console.security import acting, current_actor
+from handlers.actions import audit_drop, audit_replay
 from handlers.audit import FAILED, record
 from handlers.dead_letters import (
-    audit_drop,
-    audit_replay,
     broker_failures,
     drop,
     look,

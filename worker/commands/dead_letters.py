@@ -16,12 +16,11 @@ from collections.abc import Iterator
 
 from adapters.config import BROKER, QUEUES, STORE, Settings
 from adapters.store import Store, open_store
+from handlers.actions import audit_drop, audit_replay
 from handlers.audit import cli_actor
 from handlers.dead_letters import (
     DeadLetter,
     Shown,
-    audit_drop,
-    audit_replay,
     broker_failures,
     drop,
     look,
