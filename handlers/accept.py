@@ -1,10 +1,12 @@
 """Step 1, intake: turn delivered messages into stored requests or recorded rejections.
 
 Runs on the consumer thread; the caller acks the messages only after this returns, i.e. after
-the commit. Everything a message can be is settled here in one transaction: a new request, a
-duplicate (nothing changes), or a rejection (its ``campaign.rejected`` event and the raw
-message for the dead-letter queue, both in the outbox so neither is lost on a crash). Messages
-that arrive together are validated one by one and committed together, in one transaction.
+the commit. Everything a message can be is settled here in one transaction: a new request with
+the campaigns it was planned as (``handlers.planner``), a duplicate (nothing changes), or a
+rejection (its ``campaign.rejected`` event and the raw message for the dead-letter queue, both
+in the outbox so neither is lost on a crash). A request whose every contact is left out by
+planning is rejected too. Messages that arrive together are validated and planned one by one
+and committed together, in one transaction.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from adapters import metrics
 from adapters.broker import Delivery
 from adapters.config import Settings
 from adapters.logs import state_change
-from adapters.store import Event, NewRequest, Store, utcnow
+from adapters.store import Event, NewCampaign, NewRequest, Store, utcnow
+from handlers.planner import Plan, PlanRules, plan_request
 from handlers.results import result
 from schemas.events import campaign_rejected
 from schemas.json_codec import compact
-from schemas.request import CallRequest, load_call_request, read_request_id
+from schemas.request import OUT_OF_RANGE, CallRequest, load_call_request, read_request_id
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -118,11 +121,26 @@ def _judge(delivery: Delivery, settings: Settings, now: dt.datetime) -> NewReque
         return _Rejection(None, {"_schema": [str(exc)]}, str(exc))
     try:
         request = load_call_request(data, rules=settings.request_rules, now=now)
+        plan = plan_request(request, _plan_rules(settings), now)
     except ValidationError as exc:
         errors = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
         reason = "the request breaks the contract: " + ", ".join(_paths(errors))
         return _Rejection(read_request_id(data), errors, reason)
-    return _new_request(delivery, request)
+    except OverflowError:  # a window at the end of time, in some contact's zone
+        return _Rejection(read_request_id(data), OUT_OF_RANGE, "the request's date is out of range")
+    if not plan.campaigns:
+        counts = Counter(contact["reason"] for contact in plan.rejected)
+        reason = "no contact can be called: " + ", ".join(f"{n} {why}" for why, n in counts.items())
+        return _Rejection(request.request_id, {"phones": [reason]}, reason)
+    return _new_request(delivery, request, plan)
+
+
+def _plan_rules(settings: Settings) -> PlanRules:
+    return PlanRules(
+        platform_timezone=settings.platform_timezone,
+        calling_hours=settings.calling_hours,
+        max_per_campaign=settings.max_phones_per_campaign,
+    )
 
 
 def _record(
@@ -139,7 +157,7 @@ def _record(
     return Verdict("accepted" if inserted else "duplicate", judgement.request_id)
 
 
-def _new_request(delivery: Delivery, request: CallRequest) -> NewRequest:
+def _new_request(delivery: Delivery, request: CallRequest, plan: Plan) -> NewRequest:
     return NewRequest(
         request_id=request.request_id,
         project_id=request.project_id,
@@ -147,13 +165,29 @@ def _new_request(delivery: Delivery, request: CallRequest) -> NewRequest:
         start_block_id=request.start_block_id,
         correlation_id=delivery.correlation_id,
         reply_to=delivery.reply_to,
-        create_body=compact(request.platform_body()),
-        contacts=[(contact.phone, contact.external_id) for contact in request.phones],
-        phones_rejected=list(request.phones_rejected),
+        purpose=request.purpose,
+        timezone=request.timezone,
+        phones_rejected=[*request.phones_rejected, *plan.rejected],
         report_columns=None if request.report_columns is None else list(request.report_columns),
-        window_start=request.window_start,
-        window_end=request.window_end,
         report_delay_minutes=request.report_delay_minutes,
+        campaigns=[
+            NewCampaign(
+                group_no=group_no,
+                create_body=compact(
+                    request.platform_body(
+                        (planned.window.date, planned.window.start_time, planned.window.end_time),
+                        planned.contacts,
+                    )
+                ),
+                contacts=[(contact.phone, contact.external_id) for contact in planned.contacts],
+                window_start=planned.window.starts_at,
+                window_end=planned.window.ends_at,
+                platform_date=planned.window.date.isoformat(),
+                platform_start=planned.window.start_time.strftime("%H:%M"),
+                platform_end=planned.window.end_time.strftime("%H:%M"),
+            )
+            for group_no, planned in enumerate(plan.campaigns, start=1)
+        ],
     )
 
 
@@ -209,8 +243,9 @@ def _announce(verdict: Verdict, judgement: NewRequest | _Rejection) -> None:
             log,
             "accepted",
             request_id=verdict.request_id,
-            phones_accepted=len(judgement.contacts),
+            phones_accepted=sum(len(campaign.contacts) for campaign in judgement.campaigns),
             phones_rejected=len(rejected),
+            campaigns=len(judgement.campaigns),
         )
 
 

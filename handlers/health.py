@@ -8,7 +8,7 @@ worker sharing the database writes to, so it needs neither the broker nor a work
   host count, so a probe run beside a worker judges that worker, not its neighbours;
 - outbox: the oldest unpublished event is at most ``--max-outbox-age`` old. The relay publishes
   within a second, so an older one means the broker is unreachable or refuses the event;
-- due work: no request has waited more than ``--max-due-age`` past its due time for a step to
+- due work: no campaign has waited more than ``--max-due-age`` past its due time for a step to
   claim it (creation, or the report). Every step thread busy or stuck, or creation paused on a
   refused token, shows here.
 
@@ -124,7 +124,7 @@ def _due(
         return True, f"no {step} due"
     count, earliest = overdue
     age = max((now - earliest).total_seconds(), 0.0)
-    text = f"{count} request(s) due for {step}, the longest waiting {age:.0f} s"
+    text = f"{count} campaign(s) due for {step}, the longest waiting {age:.0f} s"
     if age > limit:
         return False, f"{text} (limit {limit:g} s)"
     return True, text

@@ -4,12 +4,13 @@ For an operator who cannot wait for the due time, for a report that ended
 ``campaign.report_failed`` once the platform is back, and for a campaign made on the platform
 by hand. It needs no worker: the report goes through the store's outbox like any other.
 
-- A campaign callbridge created is reported under its request's id and ``external_id``s, from
-  ``created`` (even before it is due) or ``report_failed``. It is refused while a worker is
-  fetching it (``reporting``) and once it is ``reported``: its events went out under the
-  event ids a second report would have, so a CRM dropping repeats would never see the new one.
-  The request's state is only checked when the report is stored, in the same transaction: if a
-  worker claimed it meanwhile, nothing of ours is stored and the worker's report goes out.
+- A campaign callbridge created is reported under its request's id and ``external_id``s (and,
+  for a request of several campaigns, under that campaign's event ids), from ``created`` (even
+  before it is due) or ``report_failed``. It is refused while a worker is fetching it
+  (``reporting``) and once it is ``reported``: its events went out under the event ids a second
+  report would have, so a CRM dropping repeats would never see the new one. The campaign's
+  state is only checked when the report is stored, in the same transaction: if a worker
+  claimed it meanwhile, nothing of ours is stored and the worker's report goes out.
 - A campaign created outside callbridge needs its scenario, start block and project ids. Its
   events carry ``request_id`` ``campaign-<id>`` (so ``event_id``
   ``campaign-<id>:campaign.report:<part>``), rows come as the platform gave them (there are no
@@ -24,7 +25,7 @@ import dataclasses
 import datetime as dt
 
 from adapters.platform_client import AuthFailed, ReportFailed, ReportFetched
-from adapters.store import RequestRow, SettleConflict, State, Store
+from adapters.store import CampaignRow, SettleConflict, State, Store
 from handlers.context import StepContext
 from handlers.report import ReportJob, StoredReport, fetch, store_report
 from handlers.report_building import ReportTooLarge
@@ -91,7 +92,7 @@ def plan_report(store: Store, args: ReportArgs, *, now: dt.datetime) -> Plan:
     return plan
 
 
-def _known_plan(store: Store, row: RequestRow, args: ReportArgs, now: dt.datetime) -> Plan:
+def _known_plan(store: Store, row: CampaignRow, args: ReportArgs, now: dt.datetime) -> Plan:
     given = {name: value for name, value in args.platform_ids.items() if value is not None}
     if any(getattr(row, name) != value for name, value in given.items()):
         stored = ", ".join(f"{name} {getattr(row, name)}" for name in args.platform_ids)
@@ -113,8 +114,8 @@ def _known_plan(store: Store, row: RequestRow, args: ReportArgs, now: dt.datetim
         )
     if row.state not in REPORTABLE:
         raise Refused(f"request {row.request_id} is {row.state}: there is no report to fetch")
-    details = store.request_details(row.request_id)
-    job = ReportJob.of(row, details["contacts"], details["report_columns"])
+    contacts = store.contacts_of([row.id])[row.id]
+    job = ReportJob.of(row, contacts, store.request_details(row.request_id)["report_columns"])
     if args.reply_to:
         job = dataclasses.replace(job, reply_to=args.reply_to)
     start, end = job.period(now)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from adapters.store.engine import Database
 from adapters.store.records import aware, naive, utcnow
 from adapters.store.states import PENDING_CREATE, State
-from adapters.store.tables import outbox_table, requests_table, workers_table
+from adapters.store.tables import campaigns_table, outbox_table, requests_table, workers_table
 
 
 class ReadModels(Database):
@@ -53,7 +53,8 @@ class ReadModels(Database):
             ]
 
     def stats(self, now: dt.datetime | None = None) -> dict[str, Any]:
-        """Figures for metrics and health: backlog, oldest unsent event, states, reports due."""
+        """Figures for metrics and health: backlog, oldest unsent event, requests and campaigns
+        by state, reports due."""
         now = now or utcnow()
         with self.reading() as conn:
             backlog, oldest = conn.execute(
@@ -61,17 +62,18 @@ class ReadModels(Database):
                     outbox_table.c.published_at.is_(None)
                 )
             ).one()
-            by_state = dict(
-                conn.execute(
-                    sa.select(requests_table.c.state, sa.func.count()).group_by(
-                        requests_table.c.state
-                    )
-                ).all()
-            )
+            by_state = {
+                table.name: dict(
+                    conn.execute(
+                        sa.select(table.c.state, sa.func.count()).group_by(table.c.state)
+                    ).all()
+                )
+                for table in (requests_table, campaigns_table)
+            }
             reports_due = conn.execute(
                 sa.select(sa.func.count()).where(
-                    requests_table.c.state == State.CREATED,
-                    requests_table.c.report_due_at <= naive(now),
+                    campaigns_table.c.state == State.CREATED,
+                    campaigns_table.c.report_due_at <= naive(now),
                 )
             ).scalar_one()
         return {
@@ -79,27 +81,28 @@ class ReadModels(Database):
             "outbox_oldest_age_seconds": None
             if oldest is None
             else max(0.0, (now - aware(oldest)).total_seconds()),
-            "requests_by_state": by_state,
+            "requests_by_state": by_state[requests_table.name],
+            "campaigns_by_state": by_state[campaigns_table.name],
             "reports_due": reports_due,
         }
 
     def overdue(self, now: dt.datetime) -> dict[str, tuple[int, dt.datetime]]:
-        """Requests a step may claim now, by state: how many, and the earliest due time.
+        """Campaigns a step may claim now, by state: how many, and the earliest due time.
 
-        For ``callbridge health``: a due request that no worker claims for long means no step
+        For ``callbridge health``: a due campaign that no worker claims for long means no step
         thread is taking work (all busy, stuck, paused on a refused token, or no worker).
         """
         with self.reading() as conn:
             rows = conn.execute(
                 sa.select(
-                    requests_table.c.state,
+                    campaigns_table.c.state,
                     sa.func.count(),
-                    sa.func.min(requests_table.c.next_attempt_at),
+                    sa.func.min(campaigns_table.c.next_attempt_at),
                 )
                 .where(
-                    requests_table.c.state.in_((*PENDING_CREATE, State.CREATED)),
-                    requests_table.c.next_attempt_at <= naive(now),
+                    campaigns_table.c.state.in_((*PENDING_CREATE, State.CREATED)),
+                    campaigns_table.c.next_attempt_at <= naive(now),
                 )
-                .group_by(requests_table.c.state)
+                .group_by(campaigns_table.c.state)
             ).all()
         return {state: (count, aware(earliest)) for state, count, earliest in rows}

@@ -178,7 +178,11 @@ def worker_env(
     rabbitmq_url: str, queues: Queues, sandbox_token: str
 ) -> Callable[..., dict[str, str]]:
     """``worker_env(api_url, database_url, **more)``: the environment of a worker subprocess on
-    the test's broker and queues, with the sandbox's token, the given platform and database."""
+    the test's broker and queues, with the sandbox's token, the given platform and database.
+
+    Calling hours are off: most tests' windows are the next minutes, at whatever hour the tests
+    run. Tests of calling hours set ``CALLING_HOURS``.
+    """
 
     def make(api_url: str, database_url: str, **more: str) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if not key.startswith("SENTRY")}
@@ -192,6 +196,7 @@ def worker_env(
             LOG_LEVEL="INFO",
             HTTP_TIMEOUT_SECONDS="5",
             PYTHONUNBUFFERED="1",
+            CALLING_HOURS="off",
         )
         env.update(more)
         return env

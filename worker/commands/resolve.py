@@ -1,8 +1,8 @@
-"""``callbridge resolve REQUEST_ID``: settle a request whose creation outcome is unknown.
+"""``callbridge resolve REQUEST_ID``: settle a campaign whose creation outcome is unknown.
 
 ``--campaign-id N``: the platform did create it; ``--resend``: it did not, send it again (see
-``handlers.resolve``). This process publishes the event itself, so it works with no worker
-running.
+``handlers.resolve``); ``--group N`` names the campaign in a request of several. This process
+publishes the event itself, so it works with no worker running.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from adapters.config import Settings
 from adapters.logs import configure_logging, secrets_from
 from adapters.store import Store, open_store
 from handlers.publish_now import PublishFailed, publish_events
-from handlers.resolve import Refused, resend, resolve_created
+from handlers.resolve import Refused, name, resend, resolve_created
 from schemas.events import CAMPAIGN_CREATED
+from schemas.platform import format_utc_timestamp
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -23,6 +24,13 @@ EXIT_REFUSED = 1
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("request_id")
+    parser.add_argument(
+        "--group",
+        type=_positive,
+        metavar="N",
+        help="the campaign of a request of several (the group of phones_unknown); "
+        "default: its only campaign whose outcome is unknown",
+    )
     how = parser.add_mutually_exclusive_group(required=True)
     how.add_argument(
         "--campaign-id",
@@ -44,20 +52,26 @@ def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
     request_id = args.request_id
     try:
         if args.resend:
-            resend(store, request_id)
+            campaign = resend(store, request_id, group=args.group)
             print(
-                f"request {request_id}: back to received; the next worker sends it to the "
-                "platform. Created, it publishes campaign.created; failed again, nothing new is "
-                f"published (the CRM holds {request_id}:campaign.failed already): see "
-                f"`callbridge status {request_id}`"
+                f"{name(campaign)}: back to received; the next worker sends it to the "
+                "platform. Created, it publishes campaign.created; failed again after the "
+                "request's outcome went out, nothing new is published (the CRM holds it "
+                f"already): see `callbridge status {request_id}`"
             )
             return EXIT_OK
-        event = resolve_created(settings, store, request_id, args.campaign_id)
+        resolved = resolve_created(settings, store, request_id, args.campaign_id, group=args.group)
         print(
-            f"request {request_id}: resolved as created, campaign {args.campaign_id}; its report "
-            f"is due {event['report_due_at']}"
+            f"{name(resolved.campaign)}: resolved as created, campaign {args.campaign_id}; its "
+            f"report is due {format_utc_timestamp(resolved.report_due_at)}"
         )
-        return publish(settings, store, request_id, event["event_id"])
+        if resolved.event is None:
+            print(
+                f"request {request_id} waits for its other campaigns: its campaign.created "
+                "goes out once every one is settled"
+            )
+            return EXIT_OK
+        return publish(settings, store, request_id, resolved.event["event_id"])
     except Refused as exc:
         print(f"callbridge resolve: {exc}", file=sys.stderr)
         return EXIT_REFUSED
