@@ -30,7 +30,6 @@ from adapters.store import Event, NewCampaign, NewRequest, Store, utcnow
 from handlers.planner import Plan, PlanRules, plan_request
 from handlers.results import result
 from schemas.events import campaign_rejected
-from schemas.json_codec import compact
 from schemas.request import OUT_OF_RANGE, CallRequest, load_call_request, read_request_id
 
 if TYPE_CHECKING:
@@ -173,12 +172,7 @@ def _new_request(delivery: Delivery, request: CallRequest, plan: Plan) -> NewReq
         campaigns=[
             NewCampaign(
                 group_no=group_no,
-                create_body=compact(
-                    request.platform_body(
-                        (planned.window.date, planned.window.start_time, planned.window.end_time),
-                        planned.contacts,
-                    )
-                ),
+                create_body=planned.body(request),
                 contacts=[(contact.phone, contact.external_id) for contact in planned.contacts],
                 window_start=planned.window.starts_at,
                 window_end=planned.window.ends_at,

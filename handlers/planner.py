@@ -39,6 +39,7 @@ from handlers.calling_windows import (
     zone_window,
 )
 from schemas.calling_hours import CallingHours
+from schemas.json_codec import compact
 from schemas.request import CallRequest, Contact
 from schemas.zones import numbering_plan_zone
 
@@ -60,6 +61,13 @@ class PlanRules:
 class PlannedCampaign:
     window: PlatformWindow
     contacts: tuple[Contact, ...]
+
+    def body(self, request: CallRequest) -> bytes:
+        """The exact bytes to POST to create this campaign of ``request``."""
+        window = self.window
+        return compact(
+            request.platform_body((window.date, window.start_time, window.end_time), self.contacts)
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,8 +122,8 @@ class _ZonePlanner:
         written_in = zone if request.local_to_contact else ZoneInfo(request.timezone)
         window = zone_window(request.date, request.start_time, request.end_time, written_in)
         parts = callable_parts(window, zone, self._hours)
-        if parts and all(end <= self._now for _, end in parts):
-            return REASON_WINDOW_OVER
+        if not parts:
+            return REASON_OUTSIDE_HOURS
         told = [
             told
             for part in parts
@@ -123,7 +131,7 @@ class _ZonePlanner:
             if told.ends_at > self._now
         ]
         if not told:
-            return REASON_OUTSIDE_HOURS
+            return REASON_WINDOW_OVER
         return max(told, key=lambda told: (time_left(told, self._now), -told.starts_at.timestamp()))
 
 

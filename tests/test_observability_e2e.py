@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.store import open_store
-from adapters.store.tables import requests_table
+from adapters.store.tables import campaigns_table
 from tests.builders import call_request, publish
 from tests.plugins.services import free_port, scrape_metrics
 
@@ -61,8 +61,8 @@ def as_if_due(database_url: str, request_id: str, *, window_ended_ago: dt.timede
     store = open_store(database_url)
     with store.transaction() as conn:
         conn.execute(
-            sa.update(requests_table)
-            .where(requests_table.c.request_id == request_id)
+            sa.update(campaigns_table)
+            .where(campaigns_table.c.request_id == request_id)
             .values(**values)
         )
     store.engine.dispose()

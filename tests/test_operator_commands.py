@@ -18,7 +18,7 @@ from adapters import broker
 from adapters.broker import Delivery
 from adapters.config import load_settings
 from adapters.store import open_store
-from adapters.store.tables import requests_table
+from adapters.store.tables import campaigns_table
 from adapters.topology import contract_queue
 from handlers.accept import accept
 from handlers.health import Health, Limits, assess
@@ -92,7 +92,7 @@ def test_health_judges_each_figure_against_its_limit() -> None:
     assert late.exit_code == 1
     assert late.line == (
         "unhealthy: 3 event(s) unpublished, the oldest for 200 s (limit 120 s): the broker is "
-        "unreachable or refuses it; 2 request(s) due for report, the longest waiting 700 s "
+        "unreachable or refuses it; 2 campaign(s) due for report, the longest waiting 700 s "
         "(limit 600 s)"
     )
     assert assess(workers, waiting, due, limits=Limits(outbox=300, due=900), now=now).ok
@@ -142,7 +142,7 @@ def test_health_fails_while_requests_wait_behind_a_refused_token(
     assert cli(environment, "health").returncode == 0, "600 s is the default limit"
     late = cli(environment, "health", "--max-due-age", "1")
     assert late.returncode == 1
-    assert "unhealthy: 1 request(s) due for creation, the longest waiting" in one_line(late)
+    assert "unhealthy: 1 campaign(s) due for creation, the longest waiting" in one_line(late)
 
 
 def test_health_fails_while_the_outbox_cannot_be_published(
@@ -314,7 +314,7 @@ def test_resolve_with_the_campaign_id_publishes_created_without_a_worker(
     assert "state:           created" in status and "report due:" in status
     again = cli(environment, "resolve", "unknown-1", "--resend")
     assert again.returncode == 1
-    assert "request unknown-1 is created (outcome created): only a failed request" in again.stderr
+    assert "request unknown-1 is created (outcome created): only a failed campaign" in again.stderr
     assert cli(environment, "resolve", "never-seen", "--resend").returncode == 1
 
 
@@ -356,8 +356,8 @@ def test_resolve_resend_lets_a_worker_try_again_and_a_second_failure_stays_quiet
     ended = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(hours=1)
     with store.transaction() as conn:
         conn.execute(
-            sa.update(requests_table)
-            .where(requests_table.c.request_id == "resend-late")
+            sa.update(campaigns_table)
+            .where(campaigns_table.c.request_id == "resend-late")
             .values(window_end=ended)
         )
     store.engine.dispose()

@@ -43,12 +43,13 @@ def _state_in(states: Sequence[str], column: sa.Column = _CAMPAIGNS.state) -> sa
 
 
 def _claim_statement(due: sa.ColumnElement, changes: Mapping[str, Any], columns) -> sa.Update:
-    """Take the most overdue campaign that is ``due`` and no other worker holds (SKIP LOCKED);
-    the parameters are ``owner``, ``now`` and ``updated_at``."""
+    """Take the most overdue campaign that is ``due`` and no other worker holds (SKIP LOCKED),
+    a request's campaigns in their planned order; the parameters are ``owner``, ``now`` and
+    ``updated_at``."""
     chosen = (
         sa.select(_CAMPAIGNS.id)
         .where(due)
-        .order_by(_CAMPAIGNS.next_attempt_at)
+        .order_by(_CAMPAIGNS.next_attempt_at, _CAMPAIGNS.id)
         .limit(1)
         .with_for_update(skip_locked=True)
         .scalar_subquery()

@@ -85,6 +85,7 @@ campaigns_table = sa.Table(
     sa.Index(
         "ix_callbridge_campaigns_create_due",
         "next_attempt_at",
+        "id",
         postgresql_where=sa.text(_PENDING_CREATE_SQL),
         sqlite_where=sa.text(_PENDING_CREATE_SQL),
     ),
