@@ -46,6 +46,8 @@ FIGURES = (
     Figure("two_vs_one", "  2 processes / 1 process", "×", 1.8),
     Figure("request_cpu_s", "50,000-phone request: CPU receipt → create call", "s", 2, True),
     Figure("request_peak_rss_mb", "50,000-phone request: peak RSS", "MB", 250, True),
+    Figure("zones_cpu_s", "50,000 contacts in 11 zones: CPU receipt → last create call", "s"),
+    Figure("zones_extra_cpu_s", "  across zones − one zone", "s", 0.5, True),
     Figure("report_s", "100,000-row report: analytics call → last part published", "s", 5, True),
     Figure("report_peak_rss_mb", "100,000-row report: peak RSS", "MB", 400, True),
     Figure("idle_p50_ms", "idle latency receipt → campaign.created, p50", "ms", 20, True),
@@ -90,6 +92,8 @@ def measure_run(rig: Rig, sizes: Sizes, only: Sequence[str] = ()) -> dict[str, f
             rig, phones=sizes.big_phones, rows_per_phone=sizes.report_rows_per_phone
         )
         figures.update(big)
+        figures.update(scenarios.zones_request(rig, phones=sizes.big_phones))
+        figures["zones_extra_cpu_s"] = figures["zones_cpu_s"] - figures["request_cpu_s"]
     if wanted("idle"):
         idle = scenarios.idle_latency(rig, sizes.idle_samples)
         figures["idle_p50_ms"], figures["idle_p90_ms"] = idle["p50_ms"], idle["p90_ms"]

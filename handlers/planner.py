@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
@@ -113,26 +114,48 @@ class _ZonePlanner:
 
     def __init__(self, request: CallRequest, rules: PlanRules, now: dt.datetime) -> None:
         self._request = request
-        self._hours = rules.calling_hours
-        self._platform = ZoneInfo(rules.platform_timezone)
+        self._rules = rules
         self._now = now
 
-    def window(self, zone_name: str) -> PlatformWindow | str:
-        request, zone = self._request, ZoneInfo(zone_name)
-        written_in = zone if request.local_to_contact else ZoneInfo(request.timezone)
-        window = zone_window(request.date, request.start_time, request.end_time, written_in)
-        parts = callable_parts(window, zone, self._hours)
-        if not parts:
+    def window(self, zone: str) -> PlatformWindow | str:
+        request, rules = self._request, self._rules
+        told = _told_windows(
+            request.date,
+            request.start_time,
+            request.end_time,
+            zone if request.local_to_contact else request.timezone,
+            zone,
+            rules.calling_hours,
+            rules.platform_timezone,
+        )
+        if told is None:
             return REASON_OUTSIDE_HOURS
-        told = [
-            told
-            for part in parts
-            for told in platform_windows(part, self._platform)
-            if told.ends_at > self._now
-        ]
-        if not told:
+        ahead = [window for window in told if window.ends_at > self._now]
+        if not ahead:
             return REASON_WINDOW_OVER
-        return max(told, key=lambda told: (time_left(told, self._now), -told.starts_at.timestamp()))
+        return max(
+            ahead, key=lambda told: (time_left(told, self._now), -told.starts_at.timestamp())
+        )
+
+
+@functools.lru_cache(maxsize=1024)
+def _told_windows(
+    date: dt.date,
+    start_time: dt.time,
+    end_time: dt.time,
+    written_in: str,
+    zone: str,
+    hours: CallingHours | None,
+    platform: str,
+) -> tuple[PlatformWindow, ...] | None:
+    """The platform windows a contact in ``zone`` may be called in, of a window written in
+    ``written_in``; None when its calling hours leave nothing of it. Kept: a burst of requests
+    shares a handful of windows and zones."""
+    window = zone_window(date, start_time, end_time, ZoneInfo(written_in))
+    parts = callable_parts(window, ZoneInfo(zone), hours)
+    if not parts:
+        return None
+    return tuple(told for part in parts for told in platform_windows(part, ZoneInfo(platform)))
 
 
 def _chunks(contacts: Sequence[Contact], size: int) -> list[tuple[Contact, ...]]:

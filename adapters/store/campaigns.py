@@ -19,9 +19,9 @@ from adapters.store.engine import Database
 from adapters.store.records import (
     CAMPAIGN_COLUMNS,
     CampaignRow,
+    NewRequest,
     campaign_row,
     naive,
-    of_request,
     utcnow,
 )
 from adapters.store.states import IN_FLIGHT, PENDING_CREATE, State
@@ -86,7 +86,17 @@ _CLAIM_REPORT = _claim_statement(
         _CAMPAIGNS.state == State.CREATED, _CAMPAIGNS.next_attempt_at <= _NOW, _REQUEST_SETTLED
     ),
     {"state": State.REPORTING, "report_attempts": _CAMPAIGNS.report_attempts + 1},
-    [*CAMPAIGN_COLUMNS, _CAMPAIGNS.contacts, of_request("report_columns")],
+    [
+        *CAMPAIGN_COLUMNS,
+        _CAMPAIGNS.contacts,
+        # The request's columns, written out: SQLAlchemy leaves the table's name off the
+        # columns of a RETURNING clause on SQLite, so the subquery could not tell them apart.
+        sa.select(requests_table.c.report_columns)
+        .where(
+            requests_table.c.request_id == sa.literal_column(f"{campaigns_table.name}.request_id")
+        )
+        .scalar_subquery(),
+    ],
 )
 _INSERT_COLUMNS = (
     "request_id",
@@ -102,6 +112,13 @@ _INSERT_COLUMNS = (
     "platform_end",
     "next_attempt_at",
     "updated_at",
+    "project_id",
+    "scenario_id",
+    "start_block_id",
+    "correlation_id",
+    "reply_to",
+    "report_delay_minutes",
+    "campaign_count",
 )
 _INSERT = sa.text(
     f"INSERT INTO {campaigns_table.name} ({', '.join(_INSERT_COLUMNS)}) "
@@ -131,14 +148,24 @@ class SettleConflict(RuntimeError):
 
 
 class Campaigns(Database):
-    def add_campaigns(self, conn: Connection, request_id: str, campaigns: Sequence[Any]) -> None:
-        """Store a new request's planned campaigns (``NewCampaign``s), each due now."""
+    def add_campaigns(self, conn: Connection, new: NewRequest) -> None:
+        """Store a new request's planned campaigns, each due now."""
         now = naive(utcnow())
+        of_request = {
+            "request_id": new.request_id,
+            "project_id": new.project_id,
+            "scenario_id": new.scenario_id,
+            "start_block_id": new.start_block_id,
+            "correlation_id": new.correlation_id,
+            "reply_to": new.reply_to,
+            "report_delay_minutes": new.report_delay_minutes,
+            "campaign_count": len(new.campaigns),
+        }
         conn.execute(
             _INSERT,
             [
                 {
-                    "request_id": request_id,
+                    **of_request,
                     "group_no": campaign.group_no,
                     "state": State.RECEIVED,
                     "create_body": campaign.create_body,
@@ -152,7 +179,7 @@ class Campaigns(Database):
                     "next_attempt_at": now,
                     "updated_at": now,
                 }
-                for campaign in campaigns
+                for campaign in new.campaigns
             ],
         )
 

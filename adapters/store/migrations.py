@@ -88,6 +88,15 @@ _CAMPAIGN_COLUMNS = (
     "campaign_id",
     "report_due_at",
 )
+# What a campaign keeps of its request.
+_OF_REQUEST = (
+    "project_id",
+    "scenario_id",
+    "start_block_id",
+    "correlation_id",
+    "reply_to",
+    "report_delay_minutes",
+)
 _REQUEST_STATE_OF = {
     State.RECEIVED: State.PENDING,
     State.RETRY: State.PENDING,
@@ -113,11 +122,11 @@ def _campaign_per_request(conn: Connection) -> None:
         ("campaign_count", "INTEGER"),
     ):
         conn.execute(sa.text(f"ALTER TABLE callbridge_requests ADD COLUMN {column} {kind}"))
-    moved = ", ".join(("state", "outcome", "updated_at", *_CAMPAIGN_COLUMNS))
+    copied = ", ".join(("state", "outcome", "updated_at", *_CAMPAIGN_COLUMNS, *_OF_REQUEST))
     conn.execute(
         sa.text(
-            f"INSERT INTO callbridge_campaigns (request_id, group_no, {moved}) "
-            f"SELECT request_id, 1, {moved} FROM callbridge_requests "
+            f"INSERT INTO callbridge_campaigns (request_id, group_no, campaign_count, {copied}) "
+            f"SELECT request_id, 1, 1, {copied} FROM callbridge_requests "
             "WHERE create_body IS NOT NULL"
         )
     )

@@ -7,8 +7,6 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import sqlalchemy as sa
-
 from adapters.store.tables import campaigns_table, requests_table
 
 
@@ -100,7 +98,7 @@ class RequestRow:
 @dataclasses.dataclass(frozen=True)
 class CampaignRow:
     """A campaign of a request as the store has it, with what every step of it needs of its
-    request (the fields from ``project_id`` on)."""
+    request (the fields from ``project_id`` on, copied from the request at intake)."""
 
     id: int
     request_id: str
@@ -137,27 +135,8 @@ class CampaignRow:
         return (self.campaign_count or 1) > 1
 
 
-# The campaign's request_id, written out: SQLAlchemy leaves the table's name off the columns of
-# a RETURNING clause on SQLite, and a subquery there would then compare its own request_id.
-CAMPAIGNS_REQUEST_ID = sa.literal_column(f"{campaigns_table.name}.request_id")
-
-
-def of_request(name: str) -> sa.Label:
-    """A column of the campaign's request, read alongside the campaign's own (in a SELECT or a
-    RETURNING clause)."""
-    return (
-        sa.select(requests_table.c[name])
-        .where(requests_table.c.request_id == CAMPAIGNS_REQUEST_ID)
-        .scalar_subquery()
-        .label(name)
-    )
-
-
 REQUEST_COLUMNS = [requests_table.c[field.name] for field in dataclasses.fields(RequestRow)]
-CAMPAIGN_COLUMNS = [
-    campaigns_table.c[field.name] if field.name in campaigns_table.c else of_request(field.name)
-    for field in dataclasses.fields(CampaignRow)
-]
+CAMPAIGN_COLUMNS = [campaigns_table.c[field.name] for field in dataclasses.fields(CampaignRow)]
 
 
 def request_row(fields: Iterable[Any]) -> RequestRow:

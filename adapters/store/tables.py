@@ -78,6 +78,15 @@ campaigns_table = sa.Table(
     sa.Column("last_status", sa.Integer),
     sa.Column("last_error", sa.Text),
     sa.Column("updated_at", sa.DateTime, nullable=False),
+    # What every step of the campaign needs of its request, copied at intake (none of it ever
+    # changes): claiming a campaign then reads one row, as claiming a request did.
+    sa.Column("project_id", sa.BigInteger),
+    sa.Column("scenario_id", sa.BigInteger),
+    sa.Column("start_block_id", sa.BigInteger),
+    sa.Column("correlation_id", sa.String(255)),
+    sa.Column("reply_to", sa.String(255)),
+    sa.Column("report_delay_minutes", sa.Integer),
+    sa.Column("campaign_count", sa.Integer),
     sa.UniqueConstraint("request_id", "group_no", name="uq_callbridge_campaigns_group"),
     sa.Index("ix_callbridge_campaigns_due", "state", "next_attempt_at"),
     # The creation claim's scan, in due order: without it, finding the most overdue of the
