@@ -148,7 +148,7 @@ class SettleConflict(RuntimeError):
 
 
 class Campaigns(Database):
-    def add_campaigns(self, conn: Connection, new: NewRequest) -> None:
+    def _add_campaigns(self, conn: Connection, new: NewRequest) -> None:
         """Store a new request's planned campaigns, each due now."""
         now = naive(utcnow())
         of_request = {

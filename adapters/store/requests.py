@@ -78,7 +78,7 @@ class Requests(Campaigns):
         }
         if not self.insert_ignoring_duplicate(conn, requests_table, values, "request_id"):
             return False
-        self.add_campaigns(conn, new)
+        self._add_campaigns(conn, new)
         return True
 
     def add_rejected_request(
