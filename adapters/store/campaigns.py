@@ -63,7 +63,7 @@ def _claim_statement(due: sa.ColumnElement, changes: Mapping[str, Any], columns)
 
 
 # A report waits for its request's outcome event: the CRM hears of a campaign before its report.
-_REQUEST_SETTLED = (
+REPORT_MAY_START = (
     sa.select(requests_table.c.request_id)
     .where(
         requests_table.c.request_id == _CAMPAIGNS.request_id,
@@ -83,7 +83,7 @@ _CLAIM_CREATE = _claim_statement(
 )
 _CLAIM_REPORT = _claim_statement(
     sa.and_(
-        _CAMPAIGNS.state == State.CREATED, _CAMPAIGNS.next_attempt_at <= _NOW, _REQUEST_SETTLED
+        _CAMPAIGNS.state == State.CREATED, _CAMPAIGNS.next_attempt_at <= _NOW, REPORT_MAY_START
     ),
     {"state": State.REPORTING, "report_attempts": _CAMPAIGNS.report_attempts + 1},
     [

@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from adapters.store.campaigns import REPORT_MAY_START
 from adapters.store.engine import Database
 from adapters.store.records import aware, naive, utcnow
 from adapters.store.states import PENDING_CREATE, State
@@ -74,6 +75,7 @@ class ReadModels(Database):
                 sa.select(sa.func.count()).where(
                     campaigns_table.c.state == State.CREATED,
                     campaigns_table.c.report_due_at <= naive(now),
+                    REPORT_MAY_START,
                 )
             ).scalar_one()
         return {
@@ -90,7 +92,8 @@ class ReadModels(Database):
         """Campaigns a step may claim now, by state: how many, and the earliest due time.
 
         For ``callbridge health``: a due campaign that no worker claims for long means no step
-        thread is taking work (all busy, stuck, paused on a refused token, or no worker).
+        thread is taking work (all busy, stuck, paused on a refused token, or no worker). A report
+        waiting for its request's other campaigns to be settled is not due yet.
         """
         with self.reading() as conn:
             rows = conn.execute(
@@ -100,7 +103,10 @@ class ReadModels(Database):
                     sa.func.min(campaigns_table.c.next_attempt_at),
                 )
                 .where(
-                    campaigns_table.c.state.in_((*PENDING_CREATE, State.CREATED)),
+                    sa.or_(
+                        campaigns_table.c.state.in_(PENDING_CREATE),
+                        sa.and_(campaigns_table.c.state == State.CREATED, REPORT_MAY_START),
+                    ),
                     campaigns_table.c.next_attempt_at <= naive(now),
                 )
                 .group_by(campaigns_table.c.state)
