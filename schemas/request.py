@@ -142,7 +142,10 @@ class CallRequest:
             end_time=end_time,
             attempts=self.attempts,
             interval=self.interval,
-            phones=((contact.phone, contact.add_data) for contact in contacts or self.phones),
+            phones=(
+                (contact.phone, contact.add_data)
+                for contact in (self.phones if contacts is None else contacts)
+            ),
         )
 
     def _utc(self, clock: datetime.time) -> datetime.datetime:
