@@ -33,22 +33,20 @@ def create_next(ctx: StepContext) -> bool:
     claimed = ctx.store.claim_create(ctx.owner, utcnow())
     if claimed is None:
         return False
-    campaign, body = claimed
+    row, body = claimed
     with (
-        ctx.working_on(campaign.id),
-        error_reporting.job_scope(
-            "create", request_id=campaign.request_id, project_id=campaign.project_id
-        ),
+        ctx.working_on(row.id),
+        error_reporting.job_scope("create", request_id=row.request_id, project_id=row.project_id),
     ):
         state_change(
             log,
             "sending",
-            request_id=campaign.request_id,
-            group=campaign.group_no,
-            attempt=campaign.attempts,
+            request_id=row.request_id,
+            group=row.group_no,
+            attempt=row.attempts,
         )
         outcome = _post(ctx, body)
-        settle_creation(ctx, campaign, outcome)
+        settle_creation(ctx, row, outcome)
     return True
 
 
@@ -60,36 +58,36 @@ def _post(ctx: StepContext, body: bytes) -> CreateOutcome:
         return Unknown(status=None, message=f"internal error while sending: {type(exc).__name__}")
 
 
-def settle_creation(ctx: StepContext, campaign: CampaignRow, outcome: CreateOutcome) -> None:
+def settle_creation(ctx: StepContext, row: CampaignRow, outcome: CreateOutcome) -> None:
     """Store what the platform's answer means for the campaign, and for its request."""
     now = utcnow()
     decision = ctx.creation_policy.decide(
         outcome,
-        attempt=campaign.attempts,
-        first_attempt_at=campaign.first_attempt_at or now,
+        attempt=row.attempts,
+        first_attempt_at=row.first_attempt_at or now,
         now=now,
     )
     match decision:
         case Accept(campaign_id=campaign_id):
-            _created(ctx, campaign, campaign_id, now)
+            _created(ctx, row, campaign_id, now)
         case Pause():
-            _auth_refused(ctx, campaign, decision)
+            _auth_refused(ctx, row, decision)
         case RetryAt(when=when, status=status, message=message):
-            _retry(ctx, campaign, status, message, when)
+            _retry(ctx, row, status, message, when)
         case Fail(outcome=failed, status=status, message=message):
-            _failed(ctx, campaign, status, message, failed, now)
+            _failed(ctx, row, status, message, failed, now)
     if isinstance(decision, Accept | Fail) and decision.resumed:
-        state_change(log, "resumed", request_id=campaign.request_id)
+        state_change(log, "resumed", request_id=row.request_id)
 
 
-def created_changes(campaign: CampaignRow, campaign_id: int) -> tuple[dict, Settled]:
+def created_changes(row: CampaignRow, campaign_id: int) -> tuple[dict, Settled]:
     """The row's changes, and how it settled, for a campaign the platform made.
 
     Shared with ``callbridge resolve --campaign-id``, which settles an unknown outcome the same
     way, so both schedule the report alike.
     """
-    assert campaign.window_end is not None and campaign.report_delay_minutes is not None
-    due = report_due_at(window_end=campaign.window_end, delay_minutes=campaign.report_delay_minutes)
+    assert row.window_end is not None and row.report_delay_minutes is not None
+    due = report_due_at(window_end=row.window_end, delay_minutes=row.report_delay_minutes)
     changes = {
         "state": State.CREATED,
         "outcome": CREATED,
@@ -101,22 +99,22 @@ def created_changes(campaign: CampaignRow, campaign_id: int) -> tuple[dict, Sett
     return changes, Settled(CREATED, campaign_id=campaign_id, report_due_at=due)
 
 
-def _created(ctx: StepContext, campaign: CampaignRow, campaign_id: int, now: dt.datetime) -> None:
-    changes, settled = created_changes(campaign, campaign_id)
-    if _settle(ctx, campaign, changes, settled, now):
+def _created(ctx: StepContext, row: CampaignRow, campaign_id: int, now: dt.datetime) -> None:
+    changes, settled = created_changes(row, campaign_id)
+    if _settle(ctx, row, changes, settled, now):
         state_change(
             log,
             "created",
-            request_id=campaign.request_id,
+            request_id=row.request_id,
             campaign_id=campaign_id,
-            group=campaign.group_no,
+            group=row.group_no,
             report_due_at=settled.report_due_at.isoformat(),
         )
 
 
 def _failed(
     ctx: StepContext,
-    campaign: CampaignRow,
+    row: CampaignRow,
     status: int | None,
     message: str,
     outcome: str,
@@ -130,24 +128,24 @@ def _failed(
         "last_error": message,
     }
     settled = Settled(outcome, status=status, message=message)
-    if _settle(ctx, campaign, changes, settled, now):
+    if _settle(ctx, row, changes, settled, now):
         state_change(
             log,
             "failed",
-            request_id=campaign.request_id,
-            group=campaign.group_no,
+            request_id=row.request_id,
+            group=row.group_no,
             level=logging.WARNING,
             outcome=outcome,
             status=status,
         )
         error_reporting.capture_failed(
-            request_id=campaign.request_id, outcome=outcome, status=status, message=message
+            request_id=row.request_id, outcome=outcome, status=status, message=message
         )
 
 
 def _retry(
     ctx: StepContext,
-    campaign: CampaignRow,
+    row: CampaignRow,
     status: int | None,
     message: str,
     when: dt.datetime,
@@ -159,28 +157,28 @@ def _retry(
         "last_status": status,
         "last_error": message,
     }
-    if _settle(ctx, campaign, changes, None, utcnow()):
+    if _settle(ctx, row, changes, None, utcnow()):
         state_change(
             log,
             "retry scheduled",
-            request_id=campaign.request_id,
-            group=campaign.group_no,
+            request_id=row.request_id,
+            group=row.group_no,
             status=status,
-            attempt=campaign.attempts,
+            attempt=row.attempts,
             next_attempt_at=when.isoformat(),
             reason=message[:200],
         )
 
 
-def _auth_refused(ctx: StepContext, campaign: CampaignRow, pause: Pause) -> None:
+def _auth_refused(ctx: StepContext, row: CampaignRow, pause: Pause) -> None:
     """Put the campaign back untouched (the attempt does not count); report a new pause once."""
-    changes = {"state": State.RECEIVED, "attempts": campaign.attempts - 1, "owner": None}
-    _settle(ctx, campaign, changes, None, utcnow())
+    changes = {"state": State.RECEIVED, "attempts": row.attempts - 1, "owner": None}
+    _settle(ctx, row, changes, None, utcnow())
     if pause.starts_pause:
         state_change(
             log,
             "paused",
-            request_id=campaign.request_id,
+            request_id=row.request_id,
             level=logging.ERROR,
             status=pause.status,
             retry_in_seconds=round(pause.seconds, 1),
@@ -190,7 +188,7 @@ def _auth_refused(ctx: StepContext, campaign: CampaignRow, pause: Pause) -> None
 
 def _settle(
     ctx: StepContext,
-    campaign: CampaignRow,
+    row: CampaignRow,
     changes: Mapping[str, Any],
     settled: Settled | None,
     now: dt.datetime,
@@ -201,10 +199,10 @@ def _settle(
     try:
         with ctx.store.transaction() as conn:
             ctx.store.settle_campaign(
-                conn, campaign.id, from_states=(State.SENDING,), owner=ctx.owner, changes=changes
+                conn, row.id, from_states=(State.SENDING,), owner=ctx.owner, changes=changes
             )
             if settled is not None:
-                outcome = settle_request(ctx.settings, ctx.store, conn, campaign, settled, now)
+                outcome = settle_request(ctx.settings, ctx.store, conn, row, settled, now)
     except SettleConflict as exc:
         # Another worker took this row for orphaned and failed it as unknown while we were
         # waiting for the platform: the campaign already has its one outcome. Reported, with
@@ -213,9 +211,9 @@ def _settle(
         state_change(
             log,
             "settled elsewhere",
-            request_id=campaign.request_id,
+            request_id=row.request_id,
             campaign_id=settled.campaign_id if settled else None,
-            group=campaign.group_no,
+            group=row.group_no,
             level=logging.ERROR,
             dropped_state=changes.get("state"),
         )
