@@ -2,21 +2,46 @@
 
 Every setting is parsed here so that a bad value stops the worker before it touches the
 broker, with one line that names the variable (``ConfigError``), instead of failing at the
-first message that needs it.
+first message that needs it. The two URLs are checked for what callbridge can talk to, and
+made explicit: ``postgresql://`` and ``postgres://`` mean psycopg 3, and the relative paths of
+the embedded defaults (``var/…``) are resolved against the current folder once, here, so that
+every command can say which absolute path it uses.
+
+``where`` names what a command uses (broker, store, platform, queues) for its first line,
+never with a password or a token.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+import pathlib
+import re
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+import sqlalchemy as sa
 
 from schemas.calling_hours import DEFAULT_CALLING_HOURS, CallingHours, parse_calling_hours
 from schemas.request import RequestRules
 from schemas.zones import is_time_zone
 
 DEFAULT_VAR_DIR = "var"
+EMBEDDED_BROKER_SCHEME = "filesystem"
+# kombu transports callbridge runs on: RabbitMQ, and the server-less file transport.
+BROKER_SCHEMES = ("amqp", "amqps", "pyamqp", EMBEDDED_BROKER_SCHEME)
+POSTGRES_DRIVER = "postgresql+psycopg"
+# What DATABASE_URL may name, and the SQLAlchemy driver each one means.
+DATABASE_DRIVERS = {
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite",
+    "postgresql": POSTGRES_DRIVER,
+    "postgres": POSTGRES_DRIVER,
+    POSTGRES_DRIVER: POSTGRES_DRIVER,
+}
+_VISIBLE_ASCII = re.compile(r"[!-~]*")
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class ConfigError(ValueError):
@@ -48,9 +73,14 @@ class Settings:
     max_phones_per_campaign: int
     max_message_bytes: int
     http_timeout_seconds: float
+    http_call_deadline_seconds: float
+    platform_max_answer_bytes: int
     http_concurrency: int
     retry_max_minutes: float
     prefetch_count: int
+    max_deliveries: int
+    max_publish_refusals: int
+    broker_heartbeat_seconds: int
     log_level: str
     log_format: str
     metrics_port: int | None
@@ -81,6 +111,25 @@ def _text(value: str) -> str:
 
 def _optional_text(value: str) -> str | None:
     return value.strip() or None
+
+
+def _optional_token(value: str) -> str | None:
+    """A secret sent in an HTTP header: visible ASCII only. Anything else (a line break, a
+    space, a letter outside ASCII) cannot be sent, and an error naming the header would quote
+    it; the whitespace around it (a file's last line break) is dropped, as for every setting."""
+    token = value.strip()
+    if not _VISIBLE_ASCII.fullmatch(token):
+        raise ValueError(
+            "must be visible ASCII characters only, without spaces, tabs or line breaks"
+        )
+    return token or None
+
+
+def _header_name(value: str) -> str:
+    name = value.strip()
+    if not _HEADER_NAME.fullmatch(name):
+        raise ValueError("must be an HTTP header name: letters, digits and !#$%&'*+-.^_`|~")
+    return name
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -150,13 +199,58 @@ def _url(value: str) -> str:
     return value
 
 
+def _broker_url(value: str) -> str:
+    """A kombu URL of a transport callbridge runs on; a relative file broker made absolute."""
+    value = value.strip()
+    scheme = value.partition("://")[0].lower() if "://" in value else ""
+    if scheme not in BROKER_SCHEMES:
+        named = f"scheme {scheme!r} is not one" if scheme else "it has no scheme"
+        raise ValueError(
+            f"must be amqp://USER:PASSWORD@HOST:5672/VHOST (RabbitMQ) or filesystem:///PATH "
+            f"({named})"
+        )
+    if scheme == EMBEDDED_BROKER_SCHEME:
+        return f"{EMBEDDED_BROKER_SCHEME}:///{embedded_broker_folder(value)}"
+    try:
+        _ = urllib.parse.urlsplit(value).port  # read, it checks the port
+    except ValueError:
+        raise ValueError("its port must be a number 1-65535") from None
+    return value
+
+
+def embedded_broker_folder(broker_url: str) -> pathlib.Path:
+    """The absolute folder of a file broker: ``filesystem:///var/broker`` is ``var/broker``
+    under the current folder, ``filesystem:////srv/broker`` the absolute ``/srv/broker``."""
+    path = urllib.parse.urlsplit(broker_url).path
+    relative = path[1:] if path.startswith("/") else path
+    return pathlib.Path(relative or f"{DEFAULT_VAR_DIR}/broker").absolute()
+
+
+def _database_url(value: str) -> str:
+    """A SQLite file (made absolute) or a PostgreSQL database reached through psycopg 3."""
+    try:
+        url = sa.engine.make_url(value.strip())
+    except (sa.exc.ArgumentError, ValueError):
+        raise ValueError("must be sqlite:///PATH or postgresql://USER@HOST/DATABASE") from None
+    driver = DATABASE_DRIVERS.get(url.drivername)
+    if driver is None:
+        raise ValueError(
+            "must be sqlite:///PATH or postgresql://USER@HOST/DATABASE (psycopg 3); "
+            f"{url.drivername!r} is not one"
+        )
+    url = url.set(drivername=driver)
+    if driver == "sqlite" and url.database and url.database != ":memory:":
+        url = url.set(database=str(pathlib.Path(url.database).absolute()))
+    return url.render_as_string(hide_password=False)
+
+
 # variable, Settings field, default, parser. Defaults are strings: they go through the same parser.
 _VARIABLES: tuple[tuple[str, str, str, Callable[[str], Any]], ...] = (
-    ("BROKER_URL", "broker_url", f"filesystem:///{DEFAULT_VAR_DIR}/broker", _text),
-    ("DATABASE_URL", "database_url", f"sqlite:///{DEFAULT_VAR_DIR}/callbridge.db", _text),
+    ("BROKER_URL", "broker_url", f"filesystem:///{DEFAULT_VAR_DIR}/broker", _broker_url),
+    ("DATABASE_URL", "database_url", f"sqlite:///{DEFAULT_VAR_DIR}/callbridge.db", _database_url),
     ("IS74_API_URL", "is74_api_url", "https://ai-assistant.is74.ru", _url),
-    ("IS74_API_TOKEN", "is74_api_token", "", _optional_text),
-    ("IS74_AUTH_HEADER", "is74_auth_header", "Authorization", _text),
+    ("IS74_API_TOKEN", "is74_api_token", "", _optional_token),
+    ("IS74_AUTH_HEADER", "is74_auth_header", "Authorization", _header_name),
     ("SENTRY_DSN", "sentry_dsn", "", _optional_text),
     ("SENTRY_ENVIRONMENT", "sentry_environment", "", _optional_text),
     ("CALL_REQUESTS_QUEUE", "call_requests_queue", "crm.call_requests", _text),
@@ -174,15 +268,36 @@ _VARIABLES: tuple[tuple[str, str, str, Callable[[str], Any]], ...] = (
     ("MAX_PHONES_PER_CAMPAIGN", "max_phones_per_campaign", "", _optional_count),
     ("MAX_MESSAGE_BYTES", "max_message_bytes", str(16 * 1024 * 1024), _int_at_least(1024)),
     ("HTTP_TIMEOUT_SECONDS", "http_timeout_seconds", "20", _positive_float),
+    ("HTTP_CALL_DEADLINE_SECONDS", "http_call_deadline_seconds", "60", _positive_float),
+    (
+        "PLATFORM_MAX_ANSWER_BYTES",
+        "platform_max_answer_bytes",
+        str(64 * 1024 * 1024),
+        _int_at_least(4096),
+    ),
     ("HTTP_CONCURRENCY", "http_concurrency", "4", _int_at_least(1)),
     ("RETRY_MAX_MINUTES", "retry_max_minutes", "60", _positive_float),
     ("PREFETCH_COUNT", "prefetch_count", "50", _int_at_least(1)),
+    ("MAX_DELIVERIES", "max_deliveries", "5", _int_at_least(1)),
+    ("MAX_PUBLISH_REFUSALS", "max_publish_refusals", "10", _int_at_least(1)),
+    ("BROKER_HEARTBEAT_SECONDS", "broker_heartbeat_seconds", "30", _int_at_least(0)),
     ("LOG_LEVEL", "log_level", "INFO", _log_level),
     ("LOG_FORMAT", "log_format", "text", _one_of("text", "json")),
     ("METRICS_PORT", "metrics_port", "", _optional_port),
 )
 
 DOCUMENTED_VARIABLES: tuple[str, ...] = tuple(name for name, *_ in _VARIABLES)
+
+
+def variables_help() -> str:
+    """Every setting with its default, for ``callbridge run --help``."""
+    listed = "\n".join(
+        f"  {name:24} {default or '(not set)'}" for name, _, default, _ in _VARIABLES
+    )
+    return (
+        "Every setting is an environment variable, read and checked at start (the README's "
+        "Configuration table says what each does). Variable and default:\n" + listed
+    )
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -207,6 +322,58 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 def _shown(variable: str, raw: str) -> str:
     """The value as it may appear in an error line: never a secret."""
-    if variable in {"IS74_API_TOKEN", "SENTRY_DSN", "DATABASE_URL", "BROKER_URL"}:
+    if variable in {"IS74_API_TOKEN", "SENTRY_DSN"}:
         return "<hidden>"
+    if variable in {"DATABASE_URL", "BROKER_URL", "IS74_API_URL"}:
+        return repr(without_password(raw.strip()))
     return repr(raw)
+
+
+def without_password(url: str) -> str:
+    """The URL with its password (if any) as ``***``: safe to print."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
+
+
+def describe_broker(broker_url: str) -> str:
+    """``RabbitMQ 127.0.0.1:5672 vhost /``, or ``file broker /abs/folder``: no password."""
+    if broker_url.startswith(f"{EMBEDDED_BROKER_SCHEME}:"):
+        return f"file broker {embedded_broker_folder(broker_url)}"
+    parts = urllib.parse.urlsplit(broker_url)
+    vhost = urllib.parse.unquote(parts.path[1:]) or "/"
+    user = f"{parts.username}@" if parts.username else ""
+    return f"RabbitMQ {user}{parts.hostname or 'localhost'}:{parts.port or 5672} vhost {vhost}"
+
+
+def describe_store(database_url: str) -> str:
+    """``SQLite /abs/file.db`` or ``PostgreSQL user@host:5432/db``: no password."""
+    url = sa.engine.make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return f"SQLite {url.database or ':memory:'}"
+    user = f"{url.username}@" if url.username else ""
+    return f"PostgreSQL {user}{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
+
+
+def describe_queues(settings: Settings) -> str:
+    return (
+        f"{settings.call_requests_queue} → {settings.call_results_queue}, "
+        f"dead letters {settings.dead_letter_queue}"
+    )
+
+
+# What a command may use, each shown by ``where``.
+BROKER, STORE, PLATFORM, QUEUES = "broker", "store", "platform", "queues"
+
+
+def where(settings: Settings, parts: Iterable[str]) -> str:
+    """The named parts of the deployment, for a command's first line: never a secret."""
+    shown = {
+        BROKER: lambda: f"broker {describe_broker(settings.broker_url)}",
+        STORE: lambda: f"store {describe_store(settings.database_url)}",
+        PLATFORM: lambda: f"platform {without_password(settings.is74_api_url)}",
+        QUEUES: lambda: f"queues {describe_queues(settings)}",
+    }
+    return "; ".join(shown[part]() for part in parts)

@@ -7,18 +7,23 @@ What is reported, and how often:
   same exception is dropped by the SDK's DedupeIntegration);
 * a request that ended ``campaign.failed`` — one WARNING message event (``capture_failed``);
 * an authentication pause — one ERROR message event per call of ``capture_auth_pause``; the
-  caller calls it once when a pause starts, nothing here de-duplicates repeated calls.
+  caller calls it once when a pause starts, nothing here de-duplicates repeated calls;
+* an event no queue took (``capture_unroutable``) — one WARNING per call; the relay calls it
+  once per queue.
 
 Contract rejections (``campaign.rejected``) are the CRM's mistakes, not ours: they are not sent.
 ERROR log lines do not become events (they would duplicate the captures above); every log
 line at INFO or above is kept as a breadcrumb instead.
 
-``include_local_variables`` stays on, because stack locals are what makes a report useful, so
-``scrub_event`` walks every part of every event with ``worker.logs.redact_value``: values under
-sensitive keys (``add_data``, ``phones``, ``body``, ``data``, headers, tokens...) are dropped, and
-every other string — keys included — has its phones, add_data objects and secrets redacted.
-Its limit: an add_data value copied into a variable with an innocent name (``name = ...``) is
-just text; keep add_data inside structures under that key.
+Stack locals are never sent (``include_local_variables=False``): a frame that handles a
+message, a campaign body or a report holds it in some variable, under a name no scrubber can
+foresee, and the SDK renders nested values past a few levels as one string in which an add_data
+object no longer looks like one. What an event carries instead is chosen: the exception's type
+and message, the code's frames (file, function, line, source), the job's tags, and the log lines
+before it as breadcrumbs. ``scrub_event`` still walks every part of every event with
+``adapters.logs.redact_value``: values under sensitive keys (``add_data``, ``phones``, ``body``,
+``data``, headers, tokens...) are dropped, and every other string — keys included — has its
+phones, add_data objects and secrets redacted.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ def init_sentry(settings: Settings, *, release: str) -> bool:
         dsn=settings.sentry_dsn,
         release=release,
         environment=settings.sentry_environment,
-        include_local_variables=True,
+        include_local_variables=False,
         integrations=[LoggingIntegration(level=logging.INFO, event_level=None)],
         before_send=partial(scrub_event, secrets=secrets),
         before_breadcrumb=partial(scrub_breadcrumb, secrets=secrets),
@@ -131,6 +136,18 @@ def capture_auth_pause(*, status: int, message: str) -> None:
         scope.set_context("platform_error", {"status": status, "message": message})
         scope.fingerprint = ["platform.auth_pause", str(status)]
         sentry_sdk.capture_message(f"platform refused the API credentials (HTTP {status})")
+
+
+def capture_unroutable(*, queue: str, results_queue: str) -> None:
+    """Report that events addressed to ``queue`` (a request's reply_to) found no such queue, and
+    go to ``results_queue`` instead."""
+    with sentry_sdk.new_scope() as scope:
+        scope.set_level("warning")
+        scope.set_tag("queue", queue[:200])
+        scope.fingerprint = ["event.unroutable", queue]
+        sentry_sdk.capture_message(
+            f"no queue {queue!r}: its events go to {results_queue!r} instead"
+        )
 
 
 def flush(timeout: float = 5.0) -> None:

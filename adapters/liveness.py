@@ -7,7 +7,13 @@ operating system or the database server releases it the instant the process dies
 
 - PostgreSQL: a session advisory lock on the worker's key, held on a connection of its own.
 - SQLite: an exclusive ``flock`` on a file beside the database; it also keeps a second worker
-  process off a SQLite store, which only one process may serve.
+  process off a SQLite store, which only one process may serve. The lock file is named after
+  the database file's real path (``<real path>.lock``), so a second worker reaching the same
+  file through a symlink is refused, and two databases in one folder never share a lock.
+
+A SQLite store can also vanish under a running worker (its file or folder removed, or replaced
+by a restore): the worker would go on writing to a file nobody will ever open again, and the
+next worker would start on an empty store. ``store_gone`` notices, for the worker to stop.
 """
 
 from __future__ import annotations
@@ -33,6 +39,10 @@ class Liveness(Protocol):
 
     def alive(self) -> bool: ...
 
+    def store_gone(self) -> str | None:
+        """Why the store this worker opened is no longer there; None while it is."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -43,19 +53,32 @@ class AnotherWorkerRunning(ConfigError):
 class SqliteLiveness:
     def __init__(self, store: Store, worker_key: int):
         self.worker_key = worker_key
-        database = store.engine.url.database or "callbridge.db"
-        self._file = open(pathlib.Path(database).with_suffix(".lock"), "a+")  # noqa: SIM115
+        self._database = pathlib.Path(store.engine.url.database or "callbridge.db")
+        real = self._database.resolve()
+        self._opened = _identity(real)
+        self._file = open(real.with_name(real.name + ".lock"), "a+")  # noqa: SIM115
         try:
             fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._file.close()
+            through = "" if real == self._database.absolute() else f" (through {self._database})"
             raise AnotherWorkerRunning(
-                f"DATABASE_URL: another callbridge worker is running on {database}; SQLite "
+                f"DATABASE_URL: another callbridge worker is running on {real}{through}; SQLite "
                 "serves one worker process (use PostgreSQL for more)"
             ) from None
         self._file.truncate(0)
         self._file.write(str(os.getpid()))
         self._file.flush()
+
+    def store_gone(self) -> str | None:
+        """The database file must still be at its path, and be the file opened at start."""
+        try:
+            found = _identity(self._database)
+        except FileNotFoundError:
+            return f"the SQLite store {self._database} is gone (its file or folder was removed)"
+        if found != self._opened:
+            return f"the SQLite store {self._database} was replaced by another file"
+        return None
 
     def dead_owners(self, owners: Sequence[int]) -> list[int]:
         # We hold the only lock: every other owner belonged to a process that has ended.
@@ -96,6 +119,9 @@ class PostgresLiveness:
                 dead.append(owner)
         return dead
 
+    def store_gone(self) -> str | None:
+        return None  # a database server's store does not vanish from under its connections
+
     def alive(self) -> bool:
         """False when the connection holding our lock is gone (and with it the lock)."""
         try:
@@ -106,6 +132,12 @@ class PostgresLiveness:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _identity(path: pathlib.Path) -> tuple[int, int]:
+    """The file a path names (through symlinks): its device and inode."""
+    found = path.stat()
+    return found.st_dev, found.st_ino
 
 
 def hold_liveness(store: Store, worker_key: int) -> Liveness:

@@ -9,14 +9,16 @@ record's final text before it is formatted:
 * an ``add_data`` object in any notation (JSON, a Python repr, ``add_data={...}``) becomes ``***``;
 * the value of an extra field under a sensitive key (``add_data``, ``phone``, ``body``,
   ``headers``, anything with ``token`` or ``password`` in its name...) becomes ``[Filtered]``;
-* any phone-like run — digits with an optional ``+``, spaces, dashes, brackets and dots, holding
-  10 or more digits — is masked as ``+7912***6789`` (Russian numbers) or ``+44***0958`` (others).
+* in free text, what parses as a phone number (``schemas.phones``: the CRM's own rules) is
+  masked as ``+7912***6789`` (Russian numbers) or ``+44***0958`` (others).
 
-The phone rule cannot know what a phone is, so it spares the shapes that are not: ISO and
-``dd.mm.yyyy`` dates and date-times, decimal numbers (durations), IPv4 addresses, UUIDs and
-16/32-digit hex ids (trace ids). Everything else with 10+ digits — a long opaque numeric id, a Unix
-timestamp — is masked too; that is the accepted price. Request ids such as
-``crm-event-000123`` and campaign ids (5-8 digits) are too short to be touched.
+The phone rule keys on what can be a phone, never on a mere run of digits: a run of digits,
+spaces, dashes, brackets and dots is split at its separators, and every stretch of it that is a
+valid number is masked. So ``demo-20261202-194102``, a Unix timestamp or a long numeric id stay
+as they are and can be grepped for, while ``lead-89120000990`` shows as ``lead-+7912***0990``.
+ISO and ``dd.mm.yyyy`` dates, decimals, IPv4 addresses, UUIDs and hex trace ids are never looked
+at. ``mask_document`` shows a whole message to an operator the same way, phones masked where
+they stand.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from datetime import UTC, date, datetime
 from typing import IO, TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
+from schemas.phones import normalise_phone
+
 if TYPE_CHECKING:
     from adapters.config import Settings
 
@@ -42,6 +46,8 @@ SENSITIVE_KEYS = frozenset(
     {"add_data", "phone", "phones", "phone_number", "body", "data", "headers", "cookie", "dsn"}
 )
 SENSITIVE_KEY_PARTS = ("token", "secret", "password", "authorization", "api_key")
+# The fields of the contract and of report rows that hold a phone.
+PHONE_KEYS = frozenset({"phone", "phone_number"})
 
 # Not a letter or digit on that side (an underscore counts as a separator).
 _EDGE_BEFORE = r"(?<![^\W_])"
@@ -59,7 +65,11 @@ _NOT_PHONE = re.compile(
     re.VERBOSE,
 )
 _PHONE = re.compile(rf"{_EDGE_BEFORE}\+?\(?\d(?:[ \u00a0.()-]{{0,3}}\d)+{_EDGE_AFTER}")
+_DIGIT_GROUP = re.compile(r"\+?\d+")
 _MIN_PHONE_DIGITS = 10
+_MAX_PHONE_DIGITS = 15  # E.164
+# As many digits as the shortest phone, anywhere in the text: without them no run is masked.
+_ENOUGH_DIGITS = re.compile(rf"\d(?:\D*\d){{{_MIN_PHONE_DIGITS - 1}}}")
 # add_data holds scalars only, so its object has no nested braces; quoted braces are skipped.
 _ADD_DATA = re.compile(
     r"""(add_data['"]?\s*[:=]\s*)\{(?:"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|[^{}"'])*\}"""
@@ -74,7 +84,10 @@ def redact(text: str, secrets: Sequence[str] = ()) -> str:
     """Remove secrets, add_data objects and phone-like runs from any text."""
     for secret in sorted(filter(None, secrets), key=len, reverse=True):
         text = text.replace(secret, MASK)
-    text = _ADD_DATA.sub(rf"\g<1>{MASK}", text)
+    if "add_data" in text:
+        text = _ADD_DATA.sub(rf"\g<1>{MASK}", text)
+    if not _ENOUGH_DIGITS.search(text):  # most log fields: ids, names, states
+        return text
     pieces = _NOT_PHONE.split(text)
     # split() with one group alternates: text to mask, a kept match, text to mask, ...
     return "".join(
@@ -83,12 +96,47 @@ def redact(text: str, secrets: Sequence[str] = ()) -> str:
 
 
 def _mask_phone(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group())
-    if len(digits) < _MIN_PHONE_DIGITS:
-        return match.group()
-    if (len(digits) == 11 and digits[0] in "78") or (len(digits) == 10 and digits[0] == "9"):
-        return f"+7{digits[-10:-7]}{MASK}{digits[-4:]}"
-    return f"+{digits[:2]}{MASK}{digits[-4:]}"
+    """The run with every stretch of it that parses as a phone masked, longest stretch first."""
+    run = match.group()
+    groups = list(_DIGIT_GROUP.finditer(run))
+    digits = [len(group.group().lstrip("+")) for group in groups]
+    if sum(digits) < _MIN_PHONE_DIGITS:
+        return run
+    pieces: list[str] = []
+    done = 0  # run[:done] is in pieces
+    first = 0
+    while first < len(groups):
+        found = _phone_from(run, groups, digits, first)
+        if found is None:
+            first += 1
+            continue
+        last, e164 = found
+        start = groups[first].start()
+        start -= run[start - 1 : start] == "("  # the bracket of ``(912) 345-67-89``
+        pieces += [run[done:start], masked_phone(e164)]
+        done = groups[last].end()
+        first = last + 1
+    return "".join(pieces) + run[done:]
+
+
+def _phone_from(
+    run: str, groups: list[re.Match[str]], digits: list[int], first: int
+) -> tuple[int, str] | None:
+    """The last group and E.164 of the longest phone starting at group ``first``, if any."""
+    for last in range(len(groups) - 1, first - 1, -1):
+        count = sum(digits[first : last + 1])
+        if not _MIN_PHONE_DIGITS <= count <= _MAX_PHONE_DIGITS:
+            continue
+        e164 = normalise_phone(run[groups[first].start() : groups[last].end()])
+        if e164 is not None:
+            return last, e164
+    return None
+
+
+def masked_phone(e164: str) -> str:
+    """``+7912***6789``, or ``+44***0958`` outside Russia: enough to tell numbers apart."""
+    head = e164[:5] if e164.startswith("+7") else e164[:3]
+    return f"{head}{MASK}{e164[-4:]}"
 
 
 def redact_value(value: object, secrets: Sequence[str] = ()) -> object:
@@ -114,6 +162,34 @@ def redact_value(value: object, secrets: Sequence[str] = ()) -> object:
 def _is_sensitive(key: object) -> bool:
     name = str(key).lower().replace("-", "_")
     return name in SENSITIVE_KEYS or any(part in name for part in SENSITIVE_KEY_PARTS)
+
+
+def mask_document(
+    value: object, secrets: Sequence[str] = (), *, phone_keys: frozenset[str] = PHONE_KEYS
+) -> object:
+    """A decoded message or event, to show an operator: each phone masked where it stands
+    (under ``phone_keys``, and in text), ``add_data`` values and secrets hidden, the rest kept."""
+    if isinstance(value, Mapping):
+        return {
+            redact(str(key), secrets): _masked_field(str(key).lower(), item, secrets, phone_keys)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [mask_document(item, secrets, phone_keys=phone_keys) for item in value]
+    return redact_value(value, secrets)
+
+
+def _masked_field(
+    name: str, value: object, secrets: Sequence[str], phone_keys: frozenset[str]
+) -> object:
+    if name == "add_data":
+        return {key: MASK for key in value} if isinstance(value, Mapping) else MASK
+    if name in phone_keys and isinstance(value, str | int) and not isinstance(value, bool):
+        e164 = normalise_phone(value)
+        return masked_phone(e164) if e164 is not None else MASK
+    if any(part in name for part in SENSITIVE_KEY_PARTS):
+        return FILTERED
+    return mask_document(value, secrets, phone_keys=phone_keys)
 
 
 def secrets_from(settings: Settings) -> tuple[str, ...]:
@@ -233,18 +309,18 @@ def _text_value(value: object) -> str:
 
 
 class _JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, event or message, then the fields.
+    """One JSON object per line: ts, level, logger, message, then the fields. A state change's
+    message is its event (``state_change``), so every line has its text under one key.
 
     The redacting filter has already rendered the traceback into ``exc_text``.
     """
 
     def format(self, record: logging.LogRecord) -> str:
-        event = getattr(record, "event", None)
         entry: dict[str, object] = {
             "ts": _timestamp(record),
             "level": record.levelname,
             "logger": record.name,
-            "event" if event else "message": event or record.getMessage(),
+            "message": record.getMessage(),
             **_fields(record),
         }
         if record.exc_text:

@@ -53,13 +53,21 @@ EVENTS_PUBLISHED = Counter(
     ["type"],
     registry=None,
 )
-_METRICS = (REQUESTS, PHONES_REJECTED, PLATFORM_CALL_SECONDS, EVENTS_PUBLISHED)
+EVENTS_UNROUTABLE = Counter(
+    "callbridge_events_unroutable",
+    "Events returned by the broker because no queue took them (a reply_to that does not "
+    "exist): each went to the results queue instead, or was set aside. By type.",
+    ["type"],
+    registry=None,
+)
+_METRICS = (REQUESTS, PHONES_REJECTED, PLATFORM_CALL_SECONDS, EVENTS_PUBLISHED, EVENTS_UNROUTABLE)
 
 # Known label values start at 0, so that rate() and alerts see a series before the first event.
 for _outcome in REQUEST_OUTCOMES:
     REQUESTS.labels(_outcome)
 for _event_type in EVENT_TYPES:
     EVENTS_PUBLISHED.labels(_event_type)
+    EVENTS_UNROUTABLE.labels(_event_type)
 
 
 def count_request(outcome: str) -> None:
@@ -81,6 +89,10 @@ def count_event_published(event_type: str) -> None:
     EVENTS_PUBLISHED.labels(event_type).inc()
 
 
+def count_event_unroutable(event_type: str) -> None:
+    EVENTS_UNROUTABLE.labels(event_type).inc()
+
+
 def _known(value: str, allowed: tuple[str, ...], what: str) -> str:
     """A typo in a label must fail in tests, not open a new series in production."""
     if value not in allowed:
@@ -88,8 +100,8 @@ def _known(value: str, allowed: tuple[str, ...], what: str) -> str:
     return value
 
 
-def start_metrics_server(port: int, *, stats: Stats) -> None:
-    """Serve /metrics on ``port`` (all interfaces) from a daemon thread.
+def start_metrics_server(port: int, *, stats: Stats) -> int:
+    """Serve /metrics on ``port`` (all interfaces; 0: a free one) from a daemon thread; the port.
 
     Each call gets its own registry holding the shared counters, the process collectors and a
     gauge collector over ``stats``, so starting a second server (tests, CLI) never clashes.
@@ -101,15 +113,16 @@ def start_metrics_server(port: int, *, stats: Stats) -> None:
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
     registry.register(StatsCollector(stats))
-    start_http_server(port, registry=registry)
+    server, _thread = start_http_server(port, registry=registry)
+    return server.server_port
 
 
 class StatsCollector:
     """Gauges computed from ``stats()`` at scrape time.
 
     ``stats()`` returns ``outbox_backlog``, ``outbox_oldest_age_seconds`` (None when nothing
-    waits; shown as 0), ``requests_by_state`` and ``campaigns_by_state`` ({state: count}) and
-    ``reports_due``. If it raises,
+    waits; shown as 0), ``outbox_set_aside``, ``requests_by_state`` and ``campaigns_by_state``
+    ({state: count}) and ``reports_due``. If it raises,
     the gauges are left out of that scrape and every other metric is still served; the failure
     is logged once until a scrape succeeds again.
     """
@@ -139,6 +152,12 @@ def gauges(figures: Mapping[str, Any]) -> Iterator[Metric]:
         "callbridge_outbox_oldest_age_seconds",
         "Age of the oldest unpublished result event; 0 when none waits.",
         figures["outbox_oldest_age_seconds"] or 0,
+    )
+    yield _gauge(
+        "callbridge_outbox_set_aside",
+        "Events set aside because the broker refused them for good (callbridge status shows "
+        "each with its reason).",
+        figures["outbox_set_aside"],
     )
     for kind in ("requests", "campaigns"):
         by_state = GaugeMetricFamily(

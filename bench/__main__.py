@@ -14,7 +14,7 @@ import tempfile
 import time
 
 from bench import figures, machine
-from bench.rig import POSTGRES_ADMIN_URL, BenchError, Rig
+from bench.rig import POSTGRES_URL, BenchError, Rig
 from worker import __version__
 
 GROUPS = ("throughput", "latency", "big", "idle")
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
             tempfile.TemporaryDirectory(prefix="callbridge-bench-") as workdir,
             Rig(pathlib.Path(workdir), profile_dir=args.profile) as rig,
         ):
-            about = machine.describe(rig.broker_url, POSTGRES_ADMIN_URL)
+            about = machine.describe(rig.broker_url, POSTGRES_URL)
             for run in range(1, runs + 1):
                 print(f"run {run}/{runs} ...", file=sys.stderr, flush=True)
                 measured.append(figures.measure_run(rig, sizes, args.only))

@@ -26,12 +26,9 @@ from kombu import Connection
 
 from adapters.topology import contract_queue
 from tests.plugins.services import ROOT, Queues, WorkerProcess
+from tests.service_urls import POSTGRES_URL, RABBITMQ_URL, database_url
 from worker.commands.demo import start_sandbox as start_sandbox_process
 
-RABBITMQ_URL = os.environ.get("BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
-POSTGRES_ADMIN_URL = os.environ.get(
-    "BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 # How often the depth of a results queue is read while a burst is being worked off.
 DEPTH_POLL_SECONDS = 0.01
 STARTUP_TIMEOUT_SECONDS = 60.0
@@ -94,7 +91,7 @@ class Rig:
         self.broker_url = RABBITMQ_URL
         self.sandbox: Sandbox | None = None
         self._cleanups: list[Callable[[], None]] = []
-        self._workers = 0
+        self._processes = 0
 
     def __enter__(self) -> Rig:
         self._check_services()
@@ -137,13 +134,17 @@ class Rig:
         except Exception as exc:  # any failure means the same: not there
             raise BenchError(f"RabbitMQ is not reachable at {self.broker_url}: {exc}") from None
         try:
-            psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=5).close()
+            psycopg.connect(POSTGRES_URL, connect_timeout=5).close()
         except Exception as exc:
             raise BenchError(f"PostgreSQL is not reachable: {exc}") from None
 
+    def next_name(self, kind: str) -> str:
+        """``kind-N``, N counting every process the bench starts: names in starting order."""
+        self._processes += 1
+        return f"{kind}-{self._processes}"
+
     def next_log_path(self) -> pathlib.Path:
-        self._workers += 1
-        return self.workdir / f"worker-{self._workers}.log"
+        return self.workdir / f"{self.next_name('worker')}.log"
 
 
 class Scenario:
@@ -156,19 +157,20 @@ class Scenario:
         self._databases: list[str] = []
         self._profilers: list[subprocess.Popen] = []
 
+    def database_url(self, store: str) -> str:
+        """A fresh database of ``store``, ``sqlite`` or ``postgres``."""
+        return self.postgres_url() if store == "postgres" else self.sqlite_url()
+
     def sqlite_url(self) -> str:
         return f"sqlite:///{self.rig.workdir / uuid.uuid4().hex[:12]}.db"
 
     def postgres_url(self) -> str:
         """A fresh PostgreSQL database, dropped when the scenario ends."""
         name = f"callbridge_bench_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE "{name}"')
         self._databases.append(name)
-        base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace(
-            "postgresql://", "postgresql+psycopg://"
-        )
-        return f"{base}/{name}"
+        return database_url(name)
 
     def env(self, **more: str) -> dict[str, str]:
         """The environment of a process of this scenario: its queues and the sandbox."""
@@ -194,7 +196,7 @@ class Scenario:
         self.processes.extend(workers)
         if self.rig.profile_dir is not None:
             for worker in workers:
-                self._profile(worker)
+                self._profile(worker.pid, worker.log_path.stem)
         for worker in workers if wait else ():
             try:
                 worker.wait_for_log('"worker started"', timeout=STARTUP_TIMEOUT_SECONDS)
@@ -202,17 +204,20 @@ class Scenario:
                 raise BenchError(str(exc)) from None
         return workers
 
-    def start_process(self, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    def start_process(self, args: list[str], env: dict[str, str], *, name: str) -> subprocess.Popen:
+        """A process other than the worker (the floor); ``name`` names its profile."""
         process = subprocess.Popen(args, cwd=ROOT, env=env)
         self.processes.append(process)
+        if self.rig.profile_dir is not None:
+            self._profile(process.pid, name)
         return process
 
-    def _profile(self, worker: WorkerProcess) -> None:
-        """Sample the worker with py-spy until it exits, into a file of collapsed stacks (which
-        speedscope and flamegraph.pl read), named after its log."""
+    def _profile(self, pid: int, name: str) -> None:
+        """Sample a process with py-spy until it exits, into ``name.txt``: collapsed stacks,
+        which speedscope and flamegraph.pl read."""
         self.rig.profile_dir.mkdir(parents=True, exist_ok=True)
-        output = self.rig.profile_dir / f"{worker.log_path.stem}.txt"
-        command = [PY_SPY, "record", "--pid", str(worker.pid), "--nonblocking", "--format", "raw"]
+        output = self.rig.profile_dir / f"{name}.txt"
+        command = [PY_SPY, "record", "--pid", str(pid), "--nonblocking", "--format", "raw"]
         self._profilers.append(
             subprocess.Popen(
                 [*command, "--output", str(output)],
@@ -239,7 +244,7 @@ class Scenario:
         for profiler in self._profilers:
             profiler.wait(60)  # it writes its file once the worker has gone
         for name in self._databases:
-            with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -48,10 +48,11 @@ RUSSIAN_ZONES = (
 def floor_rate(rig: Rig, count: int) -> float:
     """Messages per second of ``bench.floor``: the pipeline without callbridge."""
     with rig.scenario() as scenario:
-        _publish_burst(scenario, count)
-        scenario.start_process([sys.executable, "-m", "bench.floor", str(count)], scenario.env())
+        request_ids = _publish_burst(scenario, count)
+        floor = [sys.executable, "-m", "bench.floor", str(count)]
+        scenario.start_process(floor, scenario.env(), name=rig.next_name("floor"))
         rate = steady_rate(rig.broker_url, scenario.queues.results, count, timeout=_budget(count))
-        _expect_created(scenario, count)
+        _expect_created(scenario, request_ids)
         return rate
 
 
@@ -67,21 +68,21 @@ def worker_rate(
     """Requests per second of ``workers`` processes of ``callbridge run`` on one store."""
     with rig.scenario() as scenario:
         rig.sandbox.configure(latency=latency)
-        url = scenario.postgres_url() if database == "postgresql" else scenario.sqlite_url()
-        env = scenario.env(DATABASE_URL=url)
+        env = scenario.env(DATABASE_URL=scenario.database_url(database))
         if concurrency:
             env["HTTP_CONCURRENCY"] = str(concurrency)
-        _publish_burst(scenario, count)
+        request_ids = _publish_burst(scenario, count)
         scenario.start_workers(env, workers, wait=False)
         rate = steady_rate(
             rig.broker_url, scenario.queues.results, count, timeout=_budget(count, latency)
         )
-        _expect_created(scenario, count)
+        _expect_created(scenario, request_ids)
         return rate
 
 
-def big_request(rig: Rig, *, phones: int, rows_per_phone: int) -> dict[str, float]:
-    """One request of ``phones`` phones, then its report of ``phones * rows_per_phone`` rows.
+def big_request(rig: Rig, *, database: str, phones: int, rows_per_phone: int) -> dict[str, float]:
+    """One request of ``phones`` phones, then its report of ``phones * rows_per_phone`` rows,
+    on a store of ``database``.
 
     The request: the worker's CPU seconds from receipt to the create call, and its peak RSS
     until ``campaign.created`` was published. The report: seconds from the worker's analytics
@@ -90,7 +91,7 @@ def big_request(rig: Rig, *, phones: int, rows_per_phone: int) -> dict[str, floa
     """
     with rig.scenario() as scenario:
         rig.sandbox.configure(latency=CREATE_HOLD_SECONDS, report_rows_per_phone=rows_per_phone)
-        database_url = scenario.sqlite_url()
+        database_url = scenario.database_url(database)
         (worker,) = scenario.start_workers(scenario.env(DATABASE_URL=database_url))
         request_id = f"big-{uuid.uuid4().hex[:8]}"
         body = json.dumps(call_request(request_id, phones=phones), ensure_ascii=False).encode()
@@ -162,14 +163,15 @@ def national_request(request_id: str, phones: int) -> dict:
     return body
 
 
-def idle_latency(rig: Rig, samples: int) -> dict[str, float]:
-    """Milliseconds from publishing one request to receiving its ``campaign.created``, at idle.
+def idle_latency(rig: Rig, samples: int, *, database: str) -> dict[str, float]:
+    """Milliseconds from publishing one request to receiving its ``campaign.created``, at idle,
+    on a store of ``database``.
 
     One request at a time with a pause between, so the worker is idle when each arrives; the
     first is a warm-up (the HTTP connection is opened) and not counted.
     """
     with rig.scenario() as scenario:
-        scenario.start_workers(scenario.env(DATABASE_URL=scenario.sqlite_url()))
+        scenario.start_workers(scenario.env(DATABASE_URL=scenario.database_url(database)))
         bodies = [
             json.dumps(call_request(f"idle-{uuid.uuid4().hex[:8]}-{n}", phones=1)).encode()
             for n in range(samples + 1)
@@ -214,10 +216,12 @@ def idle_latency(rig: Rig, samples: int) -> dict[str, float]:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _publish_burst(scenario: Scenario, count: int) -> None:
+def _publish_burst(scenario: Scenario, count: int) -> set[str]:
+    """Publish ``count`` call requests; their request ids."""
     prefix = uuid.uuid4().hex[:8]
     bodies = [call_request(f"{prefix}-{n:05d}", phones=PHONES_PER_REQUEST) for n in range(count)]
     publish_many(scenario.rig.broker_url, scenario.queues.requests, bodies)
+    return {body["request_id"] for body in bodies}
 
 
 def _budget(count: int, latency: float = 0.0) -> float:
@@ -242,14 +246,20 @@ def _take_events(scenario: Scenario, count: int) -> list[dict]:
     return events
 
 
-def _expect_created(scenario: Scenario, count: int) -> None:
-    """The ``count`` results are one ``campaign.created`` for each request of the burst."""
+def _expect_created(scenario: Scenario, request_ids: set[str]) -> None:
+    """The results are one ``campaign.created`` for each request of the burst, each with its
+    own campaign, and nothing else: the platform received one create call per request."""
+    count = len(request_ids)
     events = _take_events(scenario, count)
     wrong = [event["type"] for event in events if event["type"] != "campaign.created"]
     if wrong:
         raise BenchError(f"{len(wrong)} of {count} requests did not end created: {wrong[:3]}")
-    if len({event["request_id"] for event in events}) != count:
-        raise BenchError("a request was reported created twice, so another never was")
+    if {event["request_id"] for event in events} != request_ids:
+        raise BenchError("the results do not name each request of the burst once")
+    if len({event["campaign_id"] for event in events}) != count:
+        raise BenchError("two results name the same campaign")
+    if (calls := scenario.rig.sandbox.create_calls()) != count:
+        raise BenchError(f"the platform received {calls} create calls for {count} requests")
 
 
 def _wait_until(condition, what: str) -> None:
@@ -277,21 +287,21 @@ def _log_lines(log_text: str) -> list[dict]:
 
 
 def _log_field(log_text: str, event: str, field: str) -> int:
-    return next(line[field] for line in _log_lines(log_text) if line.get("event") == event)
+    return next(line[field] for line in _log_lines(log_text) if line.get("message") == event)
 
 
 def _report_published(log_text: str) -> list[dict]:
     return [
         line
         for line in _log_lines(log_text)
-        if line.get("event") == "event published" and line.get("event_type") == "campaign.report"
+        if line.get("message") == "event published" and line.get("event_type") == "campaign.report"
     ]
 
 
 def _report_seconds(log_text: str) -> float:
     """From the worker's "report due" (just before the analytics call) to its last report part
     "event published", by the log's own millisecond timestamps."""
-    start = next(_ts(line) for line in _log_lines(log_text) if line.get("event") == "report due")
+    start = next(_ts(line) for line in _log_lines(log_text) if line.get("message") == "report due")
     end = max(_ts(line) for line in _report_published(log_text))
     return (end - start).total_seconds()
 

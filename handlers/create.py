@@ -75,7 +75,9 @@ def settle_creation(ctx: StepContext, row: CampaignRow, outcome: CreateOutcome) 
         case RetryAt(when=when, status=status, message=message):
             _retry(ctx, row, status, message, when)
         case Fail(outcome=failed, status=status, message=message):
-            _failed(ctx, row, status, message, failed, now)
+            # An id the stores cannot hold is logged for the operator to look up.
+            shown = outcome.shown_campaign_id if isinstance(outcome, Unknown) else None
+            _failed(ctx, row, status, message, failed, now, platform_campaign_id=shown)
     if isinstance(decision, Accept | Fail) and decision.resumed:
         state_change(log, "resumed", request_id=row.request_id)
 
@@ -119,6 +121,7 @@ def _failed(
     message: str,
     outcome: str,
     now: dt.datetime,
+    platform_campaign_id: str | None = None,
 ) -> None:
     changes = {
         "state": State.FAILED,
@@ -137,6 +140,7 @@ def _failed(
             level=logging.WARNING,
             outcome=outcome,
             status=status,
+            platform_campaign_id=platform_campaign_id,
         )
         error_reporting.capture_failed(
             request_id=row.request_id, outcome=outcome, status=status, message=message

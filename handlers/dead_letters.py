@@ -19,7 +19,13 @@ drop the copy as a duplicate. The contract's way to retry a rejected request is 
 send it again, mended, under a new ``request_id``.
 
 A message is named by its ``message_id``, or, when the publisher set none, by ``sha256:`` and
-the start of its body's hash — stable from one listing to the next.
+the start of its body's hash — stable from one listing to the next. The listing shows each
+message's errors, as intake found them, with their messages; ``show`` shows one message whole
+(properties, headers, body), phones masked as ``adapters.logs.mask_document`` masks them.
+
+``drop`` removes a message that can never be replayed (intake would refuse it, or the store
+knows its request already): the CRM has its rejection, and the dead-letter queue keeps only
+what still needs someone. A message intake would take now is kept: replay it instead.
 """
 
 from __future__ import annotations
@@ -27,22 +33,22 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Callable
 
 from kombu import Connection
 from kombu.message import Message
-from marshmallow import ValidationError
 
 from adapters import broker
 from adapters.broker import CONFIRM_TIMEOUT_SECONDS, delivery_of, raw_body
 from adapters.config import Settings
-from adapters.logs import redact
+from adapters.logs import mask_document, redact, secrets_from
 from adapters.store import Store, open_store, utcnow
 from adapters.topology import contract_queue, declare
-from handlers.accept import Malformed, decode_body
-from schemas.request import load_call_request
+from handlers.accept import error_lines, problems, verdict_on
 
 CALLBRIDGE_HEADERS = "x-callbridge-"
+ERRORS_HEADER = "x-callbridge-errors"
 # The AMQP properties a replay copies. Not user_id: RabbitMQ refuses one that is not the
 # publishing connection's own user.
 COPIED_PROPERTIES = (
@@ -69,6 +75,8 @@ class DeadLetter:
     size: int
     published_at: str | None
     dead_lettered_at: str | None
+    # What intake found wrong, one line each, with the messages (``x-callbridge-errors``).
+    errors: tuple[str, ...] = ()
 
     def line(self) -> str:
         fields = {
@@ -80,6 +88,25 @@ class DeadLetter:
         }
         text = " ".join(f"{name}={value}" for name, value in fields.items())
         return f"#{self.position} {text} reason={redact(self.reason or '-')!r}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Shown:
+    """One message whole, to show an operator: phones masked, add_data values hidden."""
+
+    letter: DeadLetter
+    properties: dict
+    headers: dict
+    body: object  # the decoded JSON, masked; or the text, redacted, when it is not JSON
+
+
+@dataclasses.dataclass(frozen=True)
+class Dropped:
+    """What became of the message ``drop`` was asked to remove, and why."""
+
+    letter: DeadLetter
+    dropped: bool
+    reason: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +139,7 @@ def look(settings: Settings, *, limit: int) -> Looked:
 def replay(settings: Settings, *, key: str | None, limit: int) -> tuple[int, list[ReplayOutcome]]:
     """Replay the message named ``key``, or every message when ``key`` is None; how many
     messages the queue held, and what became of each one looked at."""
-    store = open_store(settings.database_url, pool_size=1)
+    store = open_store(settings.database_url, pool_size=1, must_exist=True)
     outcomes: list[ReplayOutcome] = []
 
     def visit(letter: DeadLetter, message: Message) -> bool:
@@ -135,6 +162,77 @@ def replay(settings: Settings, *, key: str | None, limit: int) -> tuple[int, lis
     return present, outcomes
 
 
+def show(settings: Settings, *, key: str, limit: int) -> tuple[int, Shown | None]:
+    """The message named ``key`` whole (None when there is none), every message handed back."""
+    found: list[Shown] = []
+
+    def visit(letter: DeadLetter, message: Message) -> bool:
+        if letter.key == key and not found:
+            found.append(_shown(message, letter, settings))
+        return False
+
+    with broker.connect(settings) as connection:
+        present = _walk(connection, settings, limit, visit)
+    return present, (found[0] if found else None)
+
+
+def drop(settings: Settings, *, key: str, limit: int) -> tuple[int, Dropped | None]:
+    """Remove the message named ``key`` if it can never be replayed; what became of it (None
+    when there is no such message). Every other message is handed back."""
+    store = open_store(settings.database_url, pool_size=1, must_exist=True)
+    outcome: list[Dropped] = []
+
+    def visit(letter: DeadLetter, message: Message) -> bool:
+        if letter.key != key or outcome:
+            return False
+        refusal = why_kept(message, settings, store)
+        if refusal is None:
+            outcome.append(
+                Dropped(letter, False, "intake would take it now: replay it with --replay")
+            )
+            return False
+        message.ack()
+        outcome.append(Dropped(letter, True, refusal))
+        return True
+
+    try:
+        with broker.connect(settings) as connection:
+            present = _walk(connection, settings, limit, visit)
+    finally:
+        store.engine.dispose()
+    return present, (outcome[0] if outcome else None)
+
+
+def _shown(message: Message, letter: DeadLetter, settings: Settings) -> Shown:
+    secrets = secrets_from(settings)
+    headers = {k: v for k, v in (message.headers or {}).items() if k != ERRORS_HEADER}
+    properties = {
+        name: _jsonable(message.properties[name])
+        for name in COPIED_PROPERTIES
+        if message.properties.get(name) is not None
+    }
+    properties.update(content_type=message.content_type, content_encoding=message.content_encoding)
+    text = raw_body(message.body, message.content_encoding).decode("utf-8", "replace")
+    try:
+        body = mask_document(json.loads(text), secrets)
+    except (ValueError, RecursionError):
+        body = redact(text, secrets)
+    return Shown(
+        letter,
+        mask_document(properties, secrets),
+        mask_document({k: _jsonable(v) for k, v in headers.items()}, secrets),
+        body,
+    )
+
+
+def _jsonable(value: object) -> object:
+    return (
+        value
+        if isinstance(value, str | int | float | bool | type(None) | dict | list)
+        else str(value)
+    )
+
+
 def _walk(
     connection: Connection,
     settings: Settings,
@@ -143,7 +241,7 @@ def _walk(
 ) -> int:
     """Show each message present now (up to ``limit``) to ``visit``, and hand back every one it
     did not take (``visit`` returns True when it acked the message); how many were present."""
-    connection.ensure_connection(max_retries=3)
+    broker.ensure_connected(connection, settings)
     channel = connection.default_channel
     declare(channel, settings)
     present = channel.queue_declare(settings.dead_letter_queue, passive=True).message_count
@@ -166,15 +264,30 @@ def describe(message: Message, position: int) -> DeadLetter:
     body = raw_body(message.body, message.content_encoding)
     headers = message.headers or {}
     message_id = message.properties.get("message_id")
+    reason = headers.get("x-callbridge-reason")
     return DeadLetter(
         position=position,
         key=message_id or f"sha256:{hashlib.sha256(body).hexdigest()[:16]}",
         request_id=headers.get("x-callbridge-request-id"),
-        reason=headers.get("x-callbridge-reason"),
+        reason=reason,
         size=len(body),
         published_at=_moment(message.properties.get("timestamp")),
         dead_lettered_at=headers.get("x-callbridge-rejected-at"),
+        errors=tuple(
+            line for line in _errors(headers.get(ERRORS_HEADER)) if line not in (reason or "")
+        ),
     )
+
+
+def _errors(header: object) -> list[str]:
+    """The lines of the errors header (JSON, cut at 4000 characters: then shown as text)."""
+    if not header:
+        return []
+    try:
+        errors = json.loads(str(header))
+    except ValueError:
+        return [redact(f"{header} (cut)")]
+    return [redact(line) for line in error_lines(errors)] if isinstance(errors, dict) else []
 
 
 def _republish(message: Message, queue: str) -> None:
@@ -205,18 +318,14 @@ def _republish(message: Message, queue: str) -> None:
 
 def why_kept(message: Message, settings: Settings, store: Store) -> str | None:
     """Why replaying the message would change nothing, or None when the worker would take it."""
-    try:
-        data = decode_body(delivery_of(message), max_bytes=settings.max_message_bytes)
-        request = load_call_request(data, rules=settings.request_rules, now=utcnow())
-    except Malformed as exc:
-        return f"intake would refuse it again: {redact(str(exc))}"
-    except ValidationError as exc:
-        where = ", ".join(map(str, exc.messages)) if isinstance(exc.messages, dict) else "body"
-        return f"intake would refuse it again: it breaks the contract (in {where})"
-    row = store.get_request(request.request_id)
+    verdict = verdict_on(delivery_of(message), settings=settings, now=utcnow())
+    if verdict.outcome == "rejected":
+        listed = "; ".join(redact(line) for line in problems(verdict))
+        return f"intake would refuse it again: {listed or redact(verdict.reason or '')}"
+    row = store.get_request(verdict.request_id)
     if row is not None:
         return (
-            f"request {request.request_id} is known already ({row.state}): the worker would "
+            f"request {verdict.request_id} is known already ({row.state}): the worker would "
             "drop the copy as a duplicate"
         )
     return None

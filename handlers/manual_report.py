@@ -16,6 +16,11 @@ by hand. It needs no worker: the report goes through the store's outbox like any
   ``campaign-<id>:campaign.report:<part>``), rows come as the platform gave them (there are no
   contacts to tie them to) and ``missing`` is empty. The period defaults to the 7 days up to now.
 
+A report is fetched by hand only once it is due, unless the operator says ``early``: a
+campaign has one report (its events' ids are fixed), and one fetched before the calling window
+is over would tell the CRM about calls not made yet. ``preview`` fetches and builds the report
+and changes nothing: no state is checked, nothing is stored or published.
+
 A fetch that fails changes nothing: a created campaign keeps its place in the worker's schedule.
 """
 
@@ -23,13 +28,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 
 from adapters.platform_client import AuthFailed, ReportFailed, ReportFetched
-from adapters.store import CampaignRow, SettleConflict, State, Store
+from adapters.store import CampaignRow, SettleConflict, State, Store, utcnow
 from handlers.context import StepContext
-from handlers.report import ReportJob, StoredReport, fetch, store_report
+from handlers.report import ReportJob, StoredReport, fetch, report_parts, store_report
 from handlers.report_building import ReportTooLarge
-from schemas.platform import load_analytics_response
+from schemas.platform import AnalyticsReport, format_utc_timestamp, load_analytics_response
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -52,6 +58,8 @@ class ReportArgs:
     date_start: dt.datetime | None = None
     date_end: dt.datetime | None = None
     reply_to: str | None = None
+    early: bool = False  # fetch and publish before the report is due
+    preview: bool = False  # fetch and show, change nothing
 
     @property
     def platform_ids(self) -> dict[str, int | None]:
@@ -101,25 +109,47 @@ def _known_plan(store: Store, row: CampaignRow, args: ReportArgs, now: dt.dateti
             "leave the ids out",
             EXIT_USAGE,
         )
-    if row.state == State.REPORTING:
-        raise Refused(
-            f"a worker is fetching the report of request {row.request_id} right now; "
-            f"see `callbridge status {row.request_id}`"
-        )
-    if row.state == State.REPORTED:
-        raise Refused(
-            f"request {row.request_id} is reported already; its campaign.report events keep "
-            f"their event ids, so a CRM dropping repeats would not take a second report. "
-            f"See `callbridge status {row.request_id}`"
-        )
-    if row.state not in REPORTABLE:
-        raise Refused(f"request {row.request_id} is {row.state}: there is no report to fetch")
     contacts = store.contacts_of([row.id])[row.id]
     job = ReportJob.of(row, contacts, store.request_details(row.request_id)["report_columns"])
     if args.reply_to:
         job = dataclasses.replace(job, reply_to=args.reply_to)
+    if not args.preview:
+        _check_reportable(row, job, early=args.early, now=now)
     start, end = job.period(now)
     return Plan(job, (args.date_start or start, args.date_end or end), REPORTABLE)
+
+
+def _check_reportable(row: CampaignRow, job: ReportJob, *, early: bool, now: dt.datetime) -> None:
+    """Refused when the campaign's report may not be fetched and published now."""
+    whose = _whose(row)
+    if row.state == State.REPORTING:
+        raise Refused(
+            f"a worker is fetching the report of {whose} right now; "
+            f"see `callbridge status {row.request_id}`"
+        )
+    if row.state == State.REPORTED:
+        raise Refused(
+            f"{whose} is reported already; its campaign.report events keep "
+            f"their event ids, so a CRM dropping repeats would not take a second report. "
+            f"See `callbridge status {row.request_id}`"
+        )
+    if row.state not in REPORTABLE:
+        raise Refused(f"{whose} is {row.state}: there is no report to fetch")
+    if row.state == State.CREATED and not early and now < job.due_at:
+        minutes = (job.due_at - now).total_seconds() / 60
+        raise Refused(
+            f"the report of {whose} is due at "
+            f"{format_utc_timestamp(job.due_at)}, in {minutes:.0f} min: a worker fetches and "
+            "publishes it then. --preview shows it now and publishes nothing; --now publishes it "
+            f"now, and it is the {'campaign' if row.several else 'request'}'s one report"
+        )
+
+
+def _whose(row: CampaignRow) -> str:
+    """How a refusal names the campaign: by its request, unless the request has several."""
+    if row.several:
+        return f"campaign {row.campaign_id} of request {row.request_id}"
+    return f"request {row.request_id}"
 
 
 def _outside_plan(store: Store, args: ReportArgs, now: dt.datetime) -> Plan:
@@ -131,13 +161,8 @@ def _outside_plan(store: Store, args: ReportArgs, now: dt.datetime) -> Plan:
             EXIT_USAGE,
         )
     request_id = f"{OUTSIDE_PREFIX}{args.campaign_id}"
-    if store.get_request(request_id) is not None:
-        raise Refused(f"request id {request_id} is taken by a CRM request; cannot report under it")
-    if store.events_of(request_id):
-        raise Refused(
-            f"campaign {args.campaign_id} is reported already (request id {request_id}); "
-            f"see `callbridge status {request_id}`"
-        )
+    if not args.preview:
+        _check_unreported(store, args.campaign_id, request_id)
     end = args.date_end or now
     start = args.date_start or end - OUTSIDE_PERIOD
     job = ReportJob(
@@ -156,18 +181,19 @@ def _outside_plan(store: Store, args: ReportArgs, now: dt.datetime) -> Plan:
     return Plan(job, (start, end), ())
 
 
+def _check_unreported(store: Store, campaign_id: int, request_id: str) -> None:
+    """Refused when the events of a campaign made outside callbridge could not go out."""
+    if store.get_request(request_id) is not None:
+        raise Refused(f"request id {request_id} is taken by a CRM request; cannot report under it")
+    if store.events_of(request_id):
+        raise Refused(
+            f"campaign {campaign_id} is reported already (request id {request_id}); "
+            f"see `callbridge status {request_id}`"
+        )
+
+
 def fetch_and_store(ctx: StepContext, plan: Plan) -> StoredReport:
-    match fetch(ctx, plan.job, period=plan.period):
-        case ReportFetched(data=data):
-            try:
-                report = load_analytics_response(data)
-            except ValueError as exc:
-                raise Refused(f"the platform's answer is not a report: {exc}") from None
-        case (
-            AuthFailed(status=status, message=message)
-            | ReportFailed(status=status, message=message)
-        ):
-            raise Refused(f"the platform did not give the report (HTTP {status}): {message}")
+    report = _fetched(ctx, plan)
     try:
         return store_report(ctx, plan.job, report, from_states=plan.from_states, owner=None)
     except SettleConflict:
@@ -177,3 +203,38 @@ def fetch_and_store(ctx: StepContext, plan: Plan) -> StoredReport:
         ) from None
     except ReportTooLarge as exc:
         raise Refused(str(exc)) from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Preview:
+    """A report as it would be published: its ``campaign.report`` events, decoded."""
+
+    parts: list[dict]
+    rows: int
+    missing: int
+
+
+def preview(ctx: StepContext, plan: Plan) -> Preview:
+    """Fetch the report and build its events, storing and publishing nothing."""
+    report = _fetched(ctx, plan)
+    try:
+        parts = [json.loads(part.body) for part in report_parts(ctx, plan.job, report, utcnow())]
+    except ReportTooLarge as exc:
+        raise Refused(str(exc)) from None
+    return Preview(parts, rows=len(report.rows), missing=sum(len(p["missing"]) for p in parts))
+
+
+def _fetched(ctx: StepContext, plan: Plan) -> AnalyticsReport:
+    """The report, fetched once; Refused when the platform did not give one."""
+    match fetch(ctx, plan.job, period=plan.period):
+        case ReportFetched(data=data):
+            try:
+                return load_analytics_response(data)
+            except ValueError as exc:
+                raise Refused(f"the platform's answer is not a report: {exc}") from None
+        case (
+            AuthFailed(status=status, message=message)
+            | ReportFailed(status=status, message=message)
+        ):
+            raise Refused(f"the platform did not give the report (HTTP {status}): {message}")
+    raise TypeError("unexpected report outcome")

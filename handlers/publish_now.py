@@ -15,6 +15,7 @@ from collections.abc import Collection
 from kombu.exceptions import OperationalError
 
 from adapters import broker
+from adapters.broker import BrokerUnreachable
 from adapters.config import Settings
 from adapters.store import Store
 from adapters.topology import declare
@@ -34,6 +35,7 @@ def publish_events(
     after ``WAIT_SECONDS`` (another process's relay may hold them, waiting for confirms)."""
     connection = broker.connect(settings)
     errors = (
+        BrokerUnreachable,
         OperationalError,
         TimeoutError,
         *connection.connection_errors,
@@ -42,16 +44,17 @@ def publish_events(
     deadline = time.monotonic() + WAIT_SECONDS
     try:
         with connection:
-            connection.ensure_connection(max_retries=3)
+            broker.ensure_connected(connection, settings)
             declare(connection.default_channel, settings)
-            relay = Relay(store, connection, ready=threading.Event())
+            relay = Relay(store, connection, ready=threading.Event(), settings=settings)
             while (left := unpublished(store, request_id, event_types)) and (
                 time.monotonic() < deadline
             ):
                 if not relay.drain():
                     time.sleep(0.2)  # another relay holds them: wait for its confirms
     except errors as exc:
-        raise PublishFailed(type(exc).__name__) from exc
+        reason = str(exc) if isinstance(exc, BrokerUnreachable) else type(exc).__name__
+        raise PublishFailed(reason) from exc
     return left
 
 

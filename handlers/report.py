@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from adapters import error_reporting
 from adapters.logs import state_change
@@ -22,6 +22,7 @@ from adapters.platform_client import AuthFailed, ReportFailed, ReportFetched, Re
 from adapters.store import CampaignRow, SettleConflict, State, utcnow
 from handlers.context import StepContext
 from handlers.report_building import (
+    ReportPart,
     ReportTooLarge,
     analytics_window,
     report_events,
@@ -213,20 +214,27 @@ def store_report(
     return stored
 
 
+def report_parts(
+    ctx: StepContext, job: ReportJob, report: AnalyticsReport, now: dt.datetime
+) -> Iterator[ReportPart]:
+    """The report's ``campaign.report`` events, as the settings make them."""
+    return report_events(
+        request_id=job.request_id,
+        campaign_id=job.campaign_id,
+        report=report,
+        contacts=job.contacts,
+        phone_fields=ctx.settings.report_phone_fields,
+        max_bytes=ctx.settings.report_event_max_bytes,
+        occurred_at=now,
+        campaigns=job.campaigns,
+    )
+
+
 def _queue_report(ctx, job: ReportJob, report, from_states, owner) -> StoredReport:
     now = utcnow()
     parts = missing = 0
     with ctx.store.transaction() as conn:
-        for part in report_events(
-            request_id=job.request_id,
-            campaign_id=job.campaign_id,
-            report=report,
-            contacts=job.contacts,
-            phone_fields=ctx.settings.report_phone_fields,
-            max_bytes=ctx.settings.report_event_max_bytes,
-            occurred_at=now,
-            campaigns=job.campaigns,
-        ):
+        for part in report_parts(ctx, job, report, now):
             ctx.store.add_event(
                 conn,
                 encoded_result(

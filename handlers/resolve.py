@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+from adapters.campaign_lookup import sandbox_has_campaign
 from adapters.config import Settings
 from adapters.store import CampaignRow, SettleConflict, State, Store, utcnow
 from handlers.create import created_changes
@@ -60,6 +61,18 @@ def resolve_created(
         _settle(store, conn, campaign, changes)
         outcome = settle_request(settings, store, conn, campaign, settled, utcnow())
     return Resolved(campaign, settled.report_due_at, None if outcome is None else outcome.event)
+
+
+def check_campaign(settings: Settings, campaign_id: int) -> bool:
+    """Whether the platform confirmed that ``campaign_id`` exists; Refused when it said it does
+    not. Only the sandbox can tell: against the real platform this is False (not checked)."""
+    found = sandbox_has_campaign(settings, campaign_id)
+    if found is False:
+        raise Refused(
+            f"campaign {campaign_id} does not exist on the sandbox at {settings.is74_api_url}; "
+            "its log names the campaign of each call it answered"
+        )
+    return found is True
 
 
 def resend(store: Store, request_id: str, *, group: int | None = None) -> CampaignRow:

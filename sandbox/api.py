@@ -29,18 +29,28 @@ FIRST_CAMPAIGN_ID = 12345
 PLATFORM_ZONE = "Asia/Yekaterinburg"
 # The log of received requests keeps the latest ones only, so a long benchmark stays bounded.
 RECEIVED_KEPT = 100_000
+# A dripped answer starts with this many spaces (JSON allows them), so that it lasts.
+DRIP_PADDING = 1024
 _JSON_HEADERS = (("Content-Type", "application/json"),)
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
 class Answer:
-    """How to answer one HTTP request, and how late; status None: hang up without answering."""
+    """How to answer one HTTP request, and how late; status None: hang up without answering.
+
+    ``campaign_id``: the campaign the call concerned (created, or reported on), for the log.
+    ``drip``: send the body one byte every that many seconds; ``endless``: send a chunked body
+    for as long as the client reads it, instead of ``body``.
+    """
 
     status: int | None
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
     delay: float = 0.0
+    campaign_id: int | None = None
+    drip: float = 0.0
+    endless: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,11 +91,18 @@ class StoredCampaign:
 
 @dataclass(frozen=True)
 class ReceivedRequest:
-    """One request as the sandbox received it; ``status`` None when it hung up instead."""
+    """One request as the sandbox received it; ``status`` None when it hung up instead;
+    ``campaign_id`` the campaign it created or reported on, if any.
+
+    ``received_at`` is when it arrived (seconds since the epoch, before its body was read), so
+    that a test can tell how long a client waited between two calls.
+    """
 
     method: str
     path: str
     status: int | None
+    received_at: float
+    campaign_id: int | None = None
 
 
 def json_answer(status: int, payload: object) -> Answer:
@@ -100,10 +117,18 @@ def load_json(raw: bytes) -> object:
 class PlatformApi:
     """The platform's two endpoints plus the ``/_sandbox/`` controls, over shared state."""
 
-    def __init__(self, *, token: str, first_campaign_id: int = FIRST_CAMPAIGN_ID, **options: Any):
+    def __init__(
+        self,
+        *,
+        token: str,
+        auth_header: str = "Authorization",
+        first_campaign_id: int = FIRST_CAMPAIGN_ID,
+        **options: Any,
+    ):
         if not token:
             raise ValueError("the sandbox needs a token")
         self._token = token.encode()
+        self._auth_header = auth_header
         self._lock = threading.Lock()
         self._ids = itertools.count(first_campaign_id)
         self._campaigns: dict[int, StoredCampaign] = {}
@@ -122,17 +147,22 @@ class PlatformApi:
             return _fault_answer(fault, latency)
         answer = self._create(headers, raw)
         if fault is not None and fault.kind == fault_specs.DROP_AFTER_CREATE:
-            answer = Answer(None)
-        elif fault is not None and fault.kind == fault_specs.NO_ID and answer.status == 200:
-            answer = json_answer(200, {"campaign": {}})
-        return dataclasses.replace(answer, delay=latency + (fault.seconds if fault else 0.0))
+            answer = Answer(None, campaign_id=answer.campaign_id)
+        elif fault is not None and answer.status == 200:
+            outline = {"campaign": {"id": answer.campaign_id}, "detail": None}
+            answer = dataclasses.replace(
+                _misshapen(answer, fault, outline), campaign_id=answer.campaign_id
+            )
+        return dataclasses.replace(answer, delay=latency + _slowness(fault))
 
     def report(self, project_id: int, headers: Mapping[str, str], raw: bytes) -> Answer:
         fault, latency = self._next_fault(create=False)
-        if fault is not None and fault.kind != fault_specs.SLOW:
+        if fault is not None and fault.kind in (fault_specs.STATUS, fault_specs.DROP):
             return _fault_answer(fault, latency)
         answer = self._report(project_id, headers, raw)
-        return dataclasses.replace(answer, delay=latency + (fault.seconds if fault else 0.0))
+        if fault is not None and answer.status == 200:
+            answer = _misshapen(answer, fault, {"columns": [], "data": None})
+        return dataclasses.replace(answer, delay=latency + _slowness(fault))
 
     # --- controls and inspection ----------------------------------------------------------
 
@@ -146,9 +176,20 @@ class PlatformApi:
         with self._lock:
             return list(self._received)
 
-    def record(self, method: str, path: str, status: int | None) -> None:
+    def record(
+        self,
+        method: str,
+        path: str,
+        status: int | None,
+        received_at: float,
+        campaign_id: int | None = None,
+    ) -> None:
         with self._lock:
-            self._received.append(ReceivedRequest(method, path, status))
+            self._received.append(ReceivedRequest(method, path, status, received_at, campaign_id))
+
+    def campaign(self, campaign_id: int) -> StoredCampaign | None:
+        with self._lock:
+            return self._campaigns.get(campaign_id)
 
     def set_token(self, token: str) -> None:
         """Accept another token from now on: a platform re-issuing or re-enabling a token."""
@@ -210,7 +251,8 @@ class PlatformApi:
         with self._lock:
             campaign = StoredCampaign(next(self._ids), body, datetime.now(UTC))
             self._campaigns[campaign.id] = campaign
-        return json_answer(200, {"campaign": {"id": campaign.id}})
+        answer = json_answer(200, {"campaign": {"id": campaign.id}})
+        return dataclasses.replace(answer, campaign_id=campaign.id)
 
     def _report(self, project_id: int, headers: Mapping[str, str], raw: bytes) -> Answer:
         body, refusal = self._read(headers, raw, report_errors)
@@ -221,14 +263,15 @@ class PlatformApi:
             campaign = self._campaigns.get(campaign_id)
             options = self._options.report
         if campaign is None or campaign.project_id != project_id:
-            return json_answer(404, {"message": f"campaign {campaign_id} not found in project"})
-        return Answer(200, report_body(campaign.body, options), _JSON_HEADERS)
+            answer = json_answer(404, {"message": f"campaign {campaign_id} not found in project"})
+            return dataclasses.replace(answer, campaign_id=campaign_id)
+        return Answer(200, report_body(campaign.body, options), _JSON_HEADERS, 0.0, campaign_id)
 
     def _read(
         self, headers: Mapping[str, str], raw: bytes, errors_of: Callable[[object], Errors]
     ) -> tuple[Any, Answer | None]:
         """The decoded body, or the answer refusing it: 401, 415, 400 or 422, in that order."""
-        if not self._authorised(headers.get("Authorization")):
+        if not self._authorised(headers.get(self._auth_header)):
             return None, json_answer(401, {"message": "Unauthenticated."})
         if headers.get("Content-Type", "").split(";")[0].strip().lower() != "application/json":
             return None, json_answer(415, {"message": "Content-Type must be application/json"})
@@ -309,6 +352,29 @@ _OPTION_PARSERS: dict[str, Callable[[Any], Any]] = {
     "report_phone_format": _phone_format,
     "report_phone_field": _field_name,
 }
+
+
+def _slowness(fault: Fault | None) -> float:
+    return fault.seconds if fault is not None and fault.kind == fault_specs.SLOW else 0.0
+
+
+def _misshapen(answer: Answer, fault: Fault, outline: dict) -> Answer:
+    """The 200 ``answer`` as a fault spoils it. A deep fault nests where ``outline``, the
+    answer's shape, holds None (after a campaign's id, so the id stays readable)."""
+    if fault.kind == fault_specs.ENDLESS:
+        return dataclasses.replace(answer, body=b"", endless=True)
+    if fault.kind == fault_specs.DRIP:
+        padded = b" " * DRIP_PADDING + answer.body
+        return dataclasses.replace(answer, body=padded, drip=fault.seconds)
+    if fault.kind == fault_specs.CAMPAIGN_ID:
+        return json_answer(200, {"campaign": {"id": fault.campaign_id}})
+    if fault.kind == fault_specs.DEEP:
+        nesting = b"[" * fault.depth + b"]" * fault.depth
+        body = _ENCODER.encode(outline).encode().replace(b"null", nesting, 1)
+        return dataclasses.replace(answer, body=body)
+    if fault.kind == fault_specs.NO_ID:
+        return json_answer(200, {"campaign": {}})
+    return answer
 
 
 def _fault_answer(fault: Fault, latency: float) -> Answer:

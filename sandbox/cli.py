@@ -1,12 +1,14 @@
 """``callbridge sandbox``: the platform stand-in as a process, for staging, demos and CRM teams.
 
 The token comes from ``--token`` or ``IS74_API_TOKEN`` (the same variable the worker reads, so
-one environment serves both); it is never printed.
+one environment serves both); it is never printed. It says where it listens on stdout, and logs
+each call it answers on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -33,14 +35,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="SPEC",
         help="fault for the next campaign creation, repeatable, used in order: 503, "
-        "429:retry-after=2, 500, 401, drop, drop-after-create, no-id, slow:SECONDS",
+        "429:retry-after=2, 500, 401, drop, drop-after-create, no-id, slow:SECONDS; or a 200 "
+        "no client should trust: endless (a body that never ends), drip:SECONDS (one byte "
+        "every SECONDS), deep[:LEVELS] (JSON nested 100000 levels), id:INTEGER (that id)",
     )
     parser.add_argument(
         "--report-fault",
         action="append",
         default=[],
         metavar="SPEC",
-        help="fault for the next report call, repeatable: a status, drop or slow:SECONDS",
+        help="fault for the next report call, repeatable: a status, drop, slow:SECONDS, "
+        "endless, drip:SECONDS or deep[:LEVELS]",
     )
     parser.add_argument(
         "--report-missing-every",
@@ -87,6 +92,11 @@ def run_from_args(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"callbridge sandbox: {exc}", file=sys.stderr)
         return 2
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     try:
         serve_forever(server)
     except OSError as exc:

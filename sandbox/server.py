@@ -1,12 +1,17 @@
 """The sandbox's HTTP side: routes requests to the platform API and carries out its answers.
 
 Stdlib only (``ThreadingHTTPServer``), HTTP/1.1 with keep-alive so a client's pooled
-connection is reused, as it would be against the real platform.
+connection is reused, as it would be against the real platform. Every call is logged (logger
+``callbridge.sandbox``, INFO): method, path, status, and the campaign it created or reported on,
+so that after a ``drop-after-create`` the log names the campaign the client never heard of.
 
     POST /api/campaigns                          create a campaign
     POST /api/analytics/{project_id}/report      its dialog results
     GET  /_sandbox/campaigns                     the campaigns created (no auth)
-    GET  /_sandbox/requests                      the requests received: method, path, status
+    GET  /_sandbox/campaigns/{id}                one of them, or 404
+    GET  /_sandbox/requests                      the requests received: method, path, status,
+                                                 received_at (seconds since the epoch),
+                                                 campaign id
     GET  /_sandbox/faults                        the options in force and the pending faults
     POST /_sandbox/faults                        change options: {"create_faults": ["503"], ...}
     POST /_sandbox/reset                         forget everything, restore the start options
@@ -34,13 +39,16 @@ from sandbox.api import (
     load_json,
 )
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("callbridge.sandbox")
 
 # An idle keep-alive connection is closed after this long, so abandoned clients free their thread.
 IDLE_TIMEOUT_SECONDS = 60.0
 # How quickly ``stop`` is noticed by the serving thread.
 SHUTDOWN_POLL_SECONDS = 0.02
+# What an endless answer repeats.
+ENDLESS_PIECE = b"0," * 32 * 1024
 _REPORT_PATH = re.compile(r"/api/analytics/(?P<project_id>[0-9]{1,18})/report")
+_CAMPAIGN_PATH = re.compile(r"campaigns/(?P<campaign_id>[0-9]{1,18})")
 
 
 class SandboxServer:
@@ -48,7 +56,8 @@ class SandboxServer:
 
     ``options`` are those of the control endpoint ``POST /_sandbox/faults``: ``latency``,
     ``create_faults``, ``report_faults``, ``report_missing_every``, ``report_rows_per_phone``,
-    ``report_phone_format`` and ``report_phone_field``; a bad one raises ValueError here.
+    ``report_phone_format`` and ``report_phone_field``; a bad one raises ValueError here. And
+    ``auth_header``: the header that must carry ``Bearer <token>`` (``Authorization``).
     """
 
     def __init__(
@@ -162,6 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve()
 
     def _serve(self) -> None:
+        received_at = time.time()
         path = self.path.split("?", 1)[0]
         try:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -169,8 +179,9 @@ class _Handler(BaseHTTPRequestHandler):
             answer = json_answer(400, {"message": "bad Content-Length"})
         else:
             answer = self._route(path, raw)
-        self.server.api.record(self.command, path, answer.status)
-        log.info("%s %s -> %s", self.command, path, answer.status or "hung up")
+        self.server.api.record(self.command, path, answer.status, received_at, answer.campaign_id)
+        campaign = "" if answer.campaign_id is None else f" campaign {answer.campaign_id}"
+        log.info("%s %s -> %s%s", self.command, path, answer.status or "hung up", campaign)
         if answer.delay:
             time.sleep(answer.delay)
         if answer.status is None:
@@ -194,6 +205,11 @@ class _Handler(BaseHTTPRequestHandler):
         route = (self.command, name)
         if route == ("GET", "campaigns"):
             return json_answer(200, [campaign.as_json() for campaign in api.campaigns])
+        if self.command == "GET" and (match := _CAMPAIGN_PATH.fullmatch(name)):
+            campaign = api.campaign(int(match["campaign_id"]))
+            if campaign is None:
+                return json_answer(404, {"message": f"no campaign {match['campaign_id']}"})
+            return json_answer(200, campaign.as_json())
         if route == ("GET", "requests"):
             return json_answer(200, [vars(received) for received in api.received])
         if route == ("GET", "faults"):
@@ -220,9 +236,28 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(answer.status)
         for name, value in answer.headers:
             self.send_header(name, value)
+        if answer.endless:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.close_connection = True
+            self._send_for_ever()
+            return
         self.send_header("Content-Length", str(len(answer.body)))
         self.end_headers()
-        self.wfile.write(answer.body)
+        if not answer.drip:
+            self.wfile.write(answer.body)
+            return
+        for index in range(len(answer.body)):
+            time.sleep(answer.drip)
+            self.wfile.write(answer.body[index : index + 1])
+
+    def _send_for_ever(self) -> None:
+        """A JSON array that never closes, until the client (or ``stop``) hangs up: writing
+        then fails, which ends this thread's request."""
+        self.wfile.write(b"1\r\n[\r\n")
+        chunk = b"%x\r\n%s\r\n" % (len(ENDLESS_PIECE), ENDLESS_PIECE)
+        while True:
+            self.wfile.write(chunk)
 
     def log_message(self, format: str, *args: Any) -> None:
         """http.server's own lines go to the debug log; ``_serve`` logs each request once."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -33,6 +34,10 @@ FILTER_TYPES = (
     "not_true",
 )
 SORTINGS = ("asc", "desc")
+# Campaign ids are stored as BIGINT on both stores: a positive 64-bit integer.
+MAX_CAMPAIGN_ID = 2**63 - 1
+# What of an unreadable campaign id is shown to the operator (logs, the failure's message).
+SHOWN_ID_CHARACTERS = 40
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CLOCK_TIME = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")
@@ -40,6 +45,7 @@ _UTC_TIMESTAMP = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z"
 )
 _DIGITS = re.compile(r"[0-9]+")
+_UNSAFE_IN_ID = re.compile(r"[^0-9A-Za-z.+-]")
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
@@ -297,13 +303,39 @@ def load_analytics_response(data: object) -> AnalyticsReport:
 
 
 def read_campaign_id(data: object) -> int | None:
-    """The id in ``{"campaign": {"id": 12345}}`` (an int or a digit string, > 0), else None."""
-    campaign = data.get("campaign") if isinstance(data, dict) else None
-    campaign_id = campaign.get("id") if isinstance(campaign, dict) else None
-    if isinstance(campaign_id, str) and _DIGITS.fullmatch(campaign_id):
+    """The id in ``{"campaign": {"id": 12345}}`` (an int or a digit string), when it is a
+    campaign id (``is_campaign_id``); else None."""
+    campaign_id = _raw_campaign_id(data)
+    if isinstance(campaign_id, str) and _DIGITS.fullmatch(campaign_id) and len(campaign_id) < 20:
         campaign_id = int(campaign_id)
-    positive = _integer_or_none(campaign_id)
-    return positive if positive is not None and positive > 0 else None
+    return campaign_id if is_campaign_id(campaign_id) else None
+
+
+def is_campaign_id(value: object) -> bool:
+    """A positive integer that fits the stores' BIGINT: 1 to 2^63 - 1."""
+    return _integer_or_none(value) is not None and 0 < value <= MAX_CAMPAIGN_ID
+
+
+def shown_campaign_id(data: object) -> str | None:
+    """The id an answer gave, when there is one that ``read_campaign_id`` refused: as text the
+    operator can look up on the platform, cut to a few dozen characters, each one safe to log
+    (anything but digits, Latin letters and ``.+-`` shows as ``?``)."""
+    campaign_id = _raw_campaign_id(data)
+    if campaign_id is None:
+        return None
+    if isinstance(campaign_id, str):
+        text = campaign_id
+    elif isinstance(campaign_id, int | float):  # a decoded int has at most 4,300 digits
+        text = json.dumps(campaign_id)
+    else:
+        return f"a JSON {type(campaign_id).__name__}"
+    shown = _UNSAFE_IN_ID.sub("?", text[:SHOWN_ID_CHARACTERS])
+    return shown + "..." if len(text) > SHOWN_ID_CHARACTERS else shown
+
+
+def _raw_campaign_id(data: object) -> object:
+    campaign = data.get("campaign") if isinstance(data, dict) else None
+    return campaign.get("id") if isinstance(campaign, dict) else None
 
 
 def _number_or_none(value: object) -> int | float | None:

@@ -20,6 +20,15 @@ optional field may be left out, not nulled), so is ``null`` or a non-finite numb
 ``add_data`` value; a window that has already ended is reported on
 ``campaign.schedule.end_time``; at most ``MAX_LISTED_ENTRY_ERRORS`` failing phone entries are
 listed, so that the rejection of a huge bad request stays a small event.
+
+What a store cannot hold is refused here, the same for SQLite and PostgreSQL: NUL in any string
+of the request and in the AMQP properties callbridge keeps (``correlation_id``, ``reply_to``,
+``message_id``: their errors are under ``properties``), ids beyond ``BIGINT`` (2^63 - 1), and
+numbers whose times or columns would overflow: an interval or a report delay beyond 2^31 - 1
+minutes, a report due too close to the end of the calendar for its retries to be scheduled. A
+lone surrogate is refused by the strict decoding every body goes through
+(``schemas.json_codec``); the fields of few strings and the properties check it again, the
+phones (up to 50,000 of them, in one tight loop) only for NUL.
 """
 
 from __future__ import annotations
@@ -29,12 +38,13 @@ import datetime
 import functools
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, NamedTuple
 from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from schemas.identifiers import NUL_MESSAGE, text_problem
 from schemas.phones import normalise_phone
 from schemas.platform import (
     MAX_ATTEMPTS,
@@ -54,11 +64,21 @@ PURPOSE_MAX_LENGTH = 64
 DEFAULT_ATTEMPTS = 1
 DEFAULT_INTERVAL_MINUTES = 5
 MAX_LISTED_ENTRY_ERRORS = 100
+# BIGINT, the store's id columns.
+MAX_ID = 2**63 - 1
+# INTEGER, the store's column of the report delay; minutes between attempts get the same bound.
+MAX_MINUTES = 2**31 - 1
+# A report's due time must leave this much of the calendar (which ends with 9999) for its retries.
+DUE_TIME_MARGIN = datetime.timedelta(days=366)
+# The AMQP properties of a message that callbridge keeps or copies.
+KEPT_PROPERTIES = ("correlation_id", "reply_to", "message_id")
 
 REASON_INVALID = "invalid phone number"
 REASON_DUPLICATE = "duplicate of an earlier phone"
 
 _DIGITS = re.compile(r"[0-9]+")
+NUL = "\x00"
+_MINUTES_DIGITS = len(str(MAX_MINUTES))
 _CONTACT_KEYS = frozenset({"phone", "external_id", "add_data", "timezone"})
 _SCALARS = (str, int, float)  # bool is an int
 
@@ -164,14 +184,39 @@ def report_due_at(*, window_end: datetime.datetime, delay_minutes: int) -> datet
 
 
 def load_call_request(
-    data: object, *, rules: RequestRules, now: datetime.datetime | None = None
+    data: object,
+    *,
+    rules: RequestRules,
+    now: datetime.datetime | None = None,
+    properties: Mapping[str, object] | None = None,
 ) -> CallRequest:
-    """Validate a decoded JSON body; raise marshmallow.ValidationError with messages in
-    marshmallow's field-path shape, e.g. {"campaign": {"schedule": {"attempts": ["..."]}}}."""
+    """Validate a decoded JSON body, and the AMQP ``properties`` it came with; raise
+    marshmallow.ValidationError with messages in marshmallow's field-path shape, e.g.
+    {"campaign": {"schedule": {"attempts": ["..."]}}, "properties": {"reply_to": ["..."]}}."""
     now = datetime.datetime.now(datetime.UTC) if now is None else now
-    request: CallRequest = _schema_for(rules).load(data)  # type: ignore[arg-type,assignment]
+    errors: dict[str, Any] = {}
+    try:
+        request: CallRequest = _schema_for(rules).load(data)  # type: ignore[arg-type,assignment]
+    except ValidationError as exc:
+        errors = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+    if property_errors := _property_errors(properties or {}):
+        errors = {**errors, "properties": property_errors}
+    if errors:
+        raise ValidationError(errors)
     _check_timeline(request, now)
     return request
+
+
+def _property_errors(properties: Mapping[str, object]) -> dict[str, list[str]]:
+    errors = {}
+    for name in KEPT_PROPERTIES:
+        value = properties.get(name)
+        if value is None:
+            continue
+        problem = text_problem(value) if isinstance(value, str) else "Not a valid string."
+        if problem:
+            errors[name] = [problem]
+    return errors
 
 
 @functools.lru_cache(maxsize=8)
@@ -180,14 +225,29 @@ def _schema_for(rules: RequestRules) -> CallRequestSchema:
 
 
 def read_request_id(data: object) -> str | None:
-    """The request_id of a body that failed validation, when it is a usable one (str, 1-128).
+    """The request_id of a body that failed validation, when it is a usable one (a string of
+    1-128 characters that both stores hold).
 
     A rejection is published under it, so the CRM can match it to what it sent.
     """
     request_id = data.get("request_id") if isinstance(data, dict) else None
-    if isinstance(request_id, str) and 1 <= len(request_id) <= REQUEST_ID_MAX_LENGTH:
+    if (
+        isinstance(request_id, str)
+        and 1 <= len(request_id) <= REQUEST_ID_MAX_LENGTH
+        and text_problem(request_id) is None
+    ):
         return request_id
     return None
+
+
+class Text(fields.String):
+    """A string that both stores hold alike: no NUL, no lone surrogate."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if problem := text_problem(text):
+            raise ValidationError(problem)
+        return text
 
 
 def _iana_time_zone(name: str) -> None:
@@ -210,15 +270,20 @@ class IntervalField(fields.Field):
     """Minutes between attempts: a non-negative integer or a digit string; loads an int."""
 
     default_error_messages: ClassVar[dict[str, str]] = {
-        "invalid": "Not a non-negative integer or digit string."
+        "invalid": "Not a non-negative integer or digit string.",
+        "too_large": f"Must be at most {MAX_MINUTES}.",
     }
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
         if isinstance(value, str) and _DIGITS.fullmatch(value):
-            return int(value)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-        raise self.make_error("invalid")
+            if len(value.lstrip("0")) > _MINUTES_DIGITS:
+                raise self.make_error("too_large")
+            value = int(value)
+        elif not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise self.make_error("invalid")
+        if value > MAX_MINUTES:
+            raise self.make_error("too_large")
+        return value
 
 
 class _Phones(NamedTuple):
@@ -274,11 +339,15 @@ def _contact_errors(entry: Any) -> dict:
         errors["phone"] = ["Missing data for required field."]
     elif not isinstance(entry["phone"], str):
         errors["phone"] = [_not_a_string(entry["phone"])]
+    elif NUL in entry["phone"]:
+        errors["phone"] = [NUL_MESSAGE]
     external_id = entry.get("external_id", "")
     if not isinstance(external_id, str):
         errors["external_id"] = [_not_a_string(external_id)]
     elif len(external_id) > EXTERNAL_ID_MAX_LENGTH:
         errors["external_id"] = [f"Longer than maximum length {EXTERNAL_ID_MAX_LENGTH}."]
+    elif NUL in external_id:
+        errors["external_id"] = [NUL_MESSAGE]
     if add_data_errors := _add_data_errors(entry.get("add_data", {})):
         errors["add_data"] = add_data_errors
     zone = entry.get("timezone", "UTC")
@@ -299,8 +368,12 @@ def _add_data_errors(add_data: Any) -> Any:
     for key, value in add_data.items():
         if not isinstance(key, str):
             errors[key] = {"key": ["Not a valid string."]}
+        elif NUL in key:
+            errors[key] = {"key": [NUL_MESSAGE]}
         elif not _is_scalar(value):
             errors[key] = {"value": ["Not a string, a finite number or a boolean."]}
+        elif isinstance(value, str) and NUL in value:
+            errors[key] = {"value": [NUL_MESSAGE]}
     return errors or None
 
 
@@ -340,7 +413,7 @@ class ScheduleSchema(Schema):
     attempts = AttemptsField(load_default=DEFAULT_ATTEMPTS)
     interval = IntervalField(load_default=DEFAULT_INTERVAL_MINUTES)
     periods = fields.Nested(PeriodsSchema)
-    timezone = fields.String(validate=_iana_time_zone)
+    timezone = Text(validate=_iana_time_zone)
     local_to_contact = fields.Boolean(truthy={True}, falsy={False})
 
     @validates_schema
@@ -350,7 +423,14 @@ class ScheduleSchema(Schema):
 
 
 def _positive_integer() -> fields.Integer:
-    return fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
+    return fields.Integer(
+        strict=True, required=True, validate=[validate.Range(min=1), _at_most(MAX_ID)]
+    )
+
+
+def _at_most(maximum: int) -> validate.Range:
+    """A separate bound, so that the message for a number too small stays as it was."""
+    return validate.Range(max=maximum, error="Must be at most {max}.")
 
 
 class CampaignSchema(Schema):
@@ -358,23 +438,31 @@ class CampaignSchema(Schema):
     scenario_id = _positive_integer()
     start_block_id = _positive_integer()
     phone_id = _positive_integer()
-    name = fields.String(validate=validate.Length(max=NAME_MAX_LENGTH))
-    description = fields.String()
-    purpose = fields.String(validate=validate.Length(min=1, max=PURPOSE_MAX_LENGTH))
+    name = Text(validate=validate.Length(max=NAME_MAX_LENGTH))
+    description = Text()
+    purpose = Text(validate=validate.Length(min=1, max=PURPOSE_MAX_LENGTH))
     schedule = fields.Nested(ScheduleSchema, required=True)
 
 
+def _storable_columns(columns: list[dict]) -> None:
+    """The columns' strings (``ColumnSchema`` takes strings and integers only) must be storable."""
+    for column in columns:
+        for value in column.values():
+            if isinstance(value, str) and (problem := text_problem(value)):
+                raise ValidationError(problem)
+
+
 class ReportSchema(Schema):
-    delay_minutes = fields.Integer(strict=True, validate=validate.Range(min=0))
-    columns = fields.List(fields.Nested(ColumnSchema))
+    delay_minutes = fields.Integer(
+        strict=True, validate=[validate.Range(min=0), _at_most(MAX_MINUTES)]
+    )
+    columns = fields.List(fields.Nested(ColumnSchema), validate=_storable_columns)
 
 
 class CallRequestSchema(Schema):
     """The whole request; see the module docstring for why it takes rules."""
 
-    request_id = fields.String(
-        required=True, validate=validate.Length(min=1, max=REQUEST_ID_MAX_LENGTH)
-    )
+    request_id = Text(required=True, validate=validate.Length(min=1, max=REQUEST_ID_MAX_LENGTH))
     campaign = fields.Nested(CampaignSchema, required=True)
     phones = ContactsField(required=True)
     report = fields.Nested(ReportSchema)
@@ -395,7 +483,8 @@ class CallRequestSchema(Schema):
 
 def _check_timeline(request: CallRequest, now: datetime.datetime) -> None:
     """The window must end after ``now``; its times and the report's must exist at all
-    (``9999-12-31`` west of UTC does not), or the handlers would fail on them later.
+    (``9999-12-31`` west of UTC does not), with room after the report's for its retries, or the
+    handlers would fail on them later.
 
     A window in each contact's own time ends at a different moment for each zone: the planner
     tells, contact by contact, whose window is over.
@@ -409,9 +498,11 @@ def _check_timeline(request: CallRequest, now: datetime.datetime) -> None:
             {"campaign": {"schedule": {"end_time": ["The calling window has already ended."]}}}
         )
     try:
-        request.report_due_at  # noqa: B018
+        request.report_due_at + DUE_TIME_MARGIN
     except OverflowError:
-        raise ValidationError({"report": {"delay_minutes": ["Too large."]}}) from None
+        if request.report_delay_minutes:
+            raise ValidationError({"report": {"delay_minutes": ["Too large."]}}) from None
+        raise ValidationError({"campaign": {"schedule": {"date": ["Too far ahead."]}}}) from None
 
 
 def _call_request(data: dict[str, Any], rules: RequestRules) -> CallRequest:

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from kombu import Connection, Producer
 
 ZONE = "Asia/Yekaterinburg"
+NEXT_ZONE = "Asia/Omsk"  # an hour ahead of ZONE, all year
 
 
 def phone(n: int) -> str:
@@ -28,19 +29,28 @@ def window_tomorrow() -> dict[str, str]:
     return {"date": date.isoformat(), "start_time": "09:00", "end_time": "17:00"}
 
 
-def window_ending_in(minutes: int, zone: str = ZONE) -> dict[str, str]:
-    """A window that started a minute ago (at the latest) and ends ``minutes`` from now, at
-    the turn of a minute; with ``minutes`` <= 0, one that ended that long ago."""
-    now = dt.datetime.now(ZoneInfo(zone)).replace(second=0, microsecond=0)
-    end = now + dt.timedelta(minutes=minutes)
-    start = max(min(now, end) - dt.timedelta(minutes=1), end.replace(hour=0, minute=0))
-    if start >= end:
-        raise ValueError("no window fits before midnight; run again in a minute")
-    return {
-        "date": end.date().isoformat(),
-        "start_time": start.strftime("%H:%M"),
-        "end_time": end.strftime("%H:%M"),
-    }
+def window_ending_in(minutes: int, *, now: dt.datetime | None = None) -> dict[str, str]:
+    """A window that started a minute before it ends or before now, whichever is earlier, and
+    ends ``minutes`` from now (or ``now``) at the turn of a minute (with ``minutes`` <= 0, one
+    that ended that long ago); its ``timezone`` included.
+
+    A window lies within one day of its zone, and around midnight in ``ZONE`` this one would
+    not: it is then given in a zone an hour ahead, where it is one o'clock (windows here span
+    less than an hour).
+    """
+    instant = now or dt.datetime.now(dt.UTC)
+    for zone in (ZONE, NEXT_ZONE):
+        local = instant.astimezone(ZoneInfo(zone)).replace(second=0, microsecond=0)
+        end = local + dt.timedelta(minutes=minutes)
+        start = min(local, end) - dt.timedelta(minutes=1)
+        if start.date() == end.date():
+            return {
+                "date": end.date().isoformat(),
+                "start_time": start.strftime("%H:%M"),
+                "end_time": end.strftime("%H:%M"),
+                "timezone": zone,
+            }
+    raise ValueError(f"a window of {minutes} minutes fits in neither zone")
 
 
 def call_request(

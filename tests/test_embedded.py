@@ -11,13 +11,13 @@ import os
 import pathlib
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from tests.builders import call_request
 from tests.plugins.services import ROOT, callbridge
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -56,12 +56,12 @@ def test_run_send_and_status_work_with_no_services(
     assert sent.returncode == 0, sent.stderr
     assert "published request embedded-1" in sent.stdout
 
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def published() -> subprocess.CompletedProcess | None:
         status = callbridge("status", "embedded-1", cwd=tmp_path, env=embedded_env)
-        if "published" in status.stdout and "NOT published" not in status.stdout:
-            break
-        time.sleep(0.5)
+        shown = status.stdout
+        return status if "published" in shown and "NOT published" not in shown else None
+
+    status = eventually(published, interval=0.2, what="embedded-1's events published")
     assert "state:           created" in status.stdout, status.stdout
     assert "embedded-1:campaign.created" in status.stdout
     assert len(sandbox.campaigns) == 1
@@ -74,9 +74,10 @@ def test_run_send_and_status_work_with_no_services(
 
 
 def test_a_second_worker_on_one_sqlite_file_is_refused(tmp_path, embedded_env, background_worker):
-    deadline = time.monotonic() + 20
-    while not (tmp_path / "var" / "callbridge.lock").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    eventually(
+        lambda: (tmp_path / "var" / "callbridge.db.lock").exists(),
+        what="the first worker's lock file",
+    )
     second = callbridge("run", cwd=tmp_path, env=embedded_env)
     assert second.returncode == 2
     assert second.stderr.count("\n") == 1

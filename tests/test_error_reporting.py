@@ -139,10 +139,8 @@ def test_each_report_arrives_once_with_its_tags_and_level(sentry_server: SentryS
     assert exception["type"] == "RuntimeError"
     assert exception["value"] == "platform refused +7912***6789 (token ***)"
     frames = {frame["function"]: frame for frame in exception["stacktrace"]["frames"]}
-    local = frames["create_campaign"]["vars"]
-    assert local["add_data"] == local["headers"] == local["phones"] == "[Filtered]"
-    assert local["note"] == "'calling +7912***6789 and +7912***6789'"
-    assert local["header_line"] == "'Authorization: Bearer ***'"
+    assert "create_campaign" in frames
+    assert not [frame for frame in frames.values() if "vars" in frame], "locals were sent"
     (crumb,) = [c for c in crash["breadcrumbs"]["values"] if c["category"] == "callbridge.create"]
     assert crumb["level"] == "error"
     assert crumb["message"].startswith("platform said 422 for +7912***6789, token ***, data {")

@@ -11,11 +11,12 @@ import pytest
 import requests
 
 from adapters import metrics
-from tests.plugins.services import free_port, scrape_metrics
+from tests.plugins.services import scrape_metrics
 
 FIGURES = {
     "outbox_backlog": 3,
     "outbox_oldest_age_seconds": 42.5,
+    "outbox_set_aside": 2,
     "requests_by_state": {"created": 2, "pending": 1},
     "campaigns_by_state": {"created": 2, "sending": 1},
     "reports_due": 1,
@@ -40,8 +41,7 @@ class Stats:
 def server() -> tuple[Stats, Callable[[], Samples]]:
     """One metrics server for the module, and a function that scrapes it."""
     stats = Stats()
-    port = free_port()
-    metrics.start_metrics_server(port, stats=stats)
+    port = metrics.start_metrics_server(0, stats=stats)
 
     return stats, functools.partial(scrape_metrics, port)
 
@@ -51,6 +51,7 @@ def test_gauges_are_read_from_stats_at_each_scrape(server: Any) -> None:
     samples = scrape()
     assert samples[("callbridge_outbox_backlog", ())] == 3
     assert samples[("callbridge_outbox_oldest_age_seconds", ())] == 42.5
+    assert samples[("callbridge_outbox_set_aside", ())] == 2
     assert samples[("callbridge_requests_in_state", (("state", "created"),))] == 2
     assert samples[("callbridge_requests_in_state", (("state", "pending"),))] == 1
     assert samples[("callbridge_campaigns_in_state", (("state", "sending"),))] == 1
@@ -161,8 +162,7 @@ def test_a_label_typo_fails_loudly(call: Callable[[], None]) -> None:
 
 
 def test_two_servers_in_one_process_do_not_clash(server: Any) -> None:
-    port = free_port()
-    metrics.start_metrics_server(port, stats=lambda: {**FIGURES, "reports_due": 7})
+    port = metrics.start_metrics_server(0, stats=lambda: {**FIGURES, "reports_due": 7})
     text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=(2, 5)).text
     assert "callbridge_reports_due 7.0" in text
     assert "callbridge_requests_total" in text

@@ -8,7 +8,6 @@ import datetime as dt
 import json
 import subprocess
 import threading
-import time
 
 import pytest
 import sqlalchemy as sa
@@ -24,11 +23,10 @@ from handlers.accept import accept
 from handlers.health import Health, Limits, assess
 from handlers.relay import Relay
 from tests.builders import call_request, publish
-from tests.plugins.services import callbridge
+from tests.plugins.services import callbridge, wait_until_at_rest
+from tests.waiting import eventually
 from worker.cli import main
 from worker.commands.dead_letters import list_dead_letters, replay_dead_letters
-
-pytestmark = [pytest.mark.rabbitmq]
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -46,11 +44,19 @@ def depth(url: str, queue: str) -> int:
         return connection.default_channel.queue_declare(queue, passive=True).message_count
 
 
-def wait_for_depth(url: str, queue: str, count: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while (found := depth(url, queue)) != count:
-        assert time.monotonic() < deadline, f"{queue} holds {found} messages, not {count}"
-        time.sleep(0.1)
+def wait_for_depth(url: str, queue: str, count: int) -> None:
+    eventually(
+        lambda: depth(url, queue) == count, interval=0.1, what=f"{count} messages on {queue}"
+    )
+
+
+def eventually_exits(env: dict[str, str], code: int, *args: str) -> subprocess.CompletedProcess:
+    """``callbridge ARGS``, run again until it exits with ``code``: what it shows then."""
+    return eventually(
+        lambda: (result := cli(env, *args)).returncode == code and result,
+        interval=0.2,
+        what=f"callbridge {' '.join(args)} to exit {code}",
+    )
 
 
 @pytest.fixture
@@ -84,16 +90,18 @@ def test_health_judges_each_figure_against_its_limit() -> None:
     quiet = {"outbox_backlog": 0, "outbox_oldest_age_seconds": None}
     assert assess(workers, quiet, {}, limits=Limits(), now=now) == Health(
         True,
-        "ok: worker 7 (host h, pid 9) beat 3.0 s ago; outbox empty; no creation due; no report due",
+        "ok: worker 7 (host h, pid 9) beat 3.0 s ago; outbox empty; no creation due; "
+        "no report due; no platform call yet; no unknown outcome; "
+        "no campaign held too long by a step",
     )
     waiting = {"outbox_backlog": 3, "outbox_oldest_age_seconds": 200.0}
     due = {"created": (2, ago(700)), "received": (1, ago(5)), "retry": (4, ago(9))}
     late = assess(workers, waiting, due, limits=Limits(), now=now)
     assert late.exit_code == 1
     assert late.line == (
-        "unhealthy: 3 event(s) unpublished, the oldest for 200 s (limit 120 s): the broker is "
-        "unreachable or refuses it; 2 campaign(s) due for report, the longest waiting 700 s "
-        "(limit 600 s)"
+        "unhealthy: 3 event(s) unpublished, the oldest for 200 s (limit 120 s): none published "
+        "ever: the broker is unreachable or refuses it, or the relay is stuck; 2 campaign(s) due "
+        "for report, the longest waiting 700 s (limit 600 s)"
     )
     assert assess(workers, waiting, due, limits=Limits(outbox=300, due=900), now=now).ok
     stale = assess([{**workers[0], "heartbeat_at": ago(31)}], quiet, {}, limits=Limits(), now=now)
@@ -103,6 +111,65 @@ def test_health_judges_each_figure_against_its_limit() -> None:
     )
     assert assess([], quiet, {}, limits=Limits(), now=now, host="h").line == (
         "unhealthy: no worker is registered on host h"
+    )
+
+
+def test_health_fails_when_a_live_workers_step_holds_a_campaign_past_its_limit() -> None:
+    now = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+    stale = now - dt.timedelta(minutes=5)
+    workers = [
+        {"worker_key": 7, "hostname": "h", "pid": 9, "heartbeat_at": now},
+        {"worker_key": 8, "hostname": "h", "pid": 10, "heartbeat_at": stale},
+    ]
+    quiet = {"outbox_backlog": 0, "outbox_oldest_age_seconds": None}
+
+    def held(owner: int, seconds: float) -> dict:
+        moment = now - dt.timedelta(seconds=seconds)
+        return {
+            "request_id": f"r{owner}",
+            "group_no": 2,
+            "campaign_count": 3,
+            "state": "sending",
+            "owner": owner,
+            "updated_at": moment,
+        }
+
+    limits = Limits(step=120)
+    stuck = assess(workers, quiet, {}, limits=limits, now=now, held=[held(7, 130)])
+    assert stuck == Health(
+        False,
+        "unhealthy: 1 campaign(s) held by a live worker's step for over 120 s: r7 campaign 2 "
+        "sending for 130 s by worker 7 (its step is stuck)",
+    )
+    dead_owners = assess(workers, quiet, {}, limits=limits, now=now, held=[held(8, 500)])
+    assert dead_owners.ok, "a dead worker's rows are settled by the live ones, not a stall"
+
+
+def test_health_tells_a_stalled_relay_from_refused_events_and_sees_a_message_come_back() -> None:
+    now = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+    workers = [{"worker_key": 7, "hostname": "h", "pid": 9, "heartbeat_at": now}]
+    waiting = {"outbox_backlog": 2, "outbox_oldest_age_seconds": 200.0, "outbox_refused": 1}
+    stalled = {**waiting, "outbox_last_published_age_seconds": 150.0}
+    assert assess(workers, stalled, {}, limits=Limits(), now=now).line.startswith(
+        "unhealthy: 2 event(s) unpublished, the oldest for 200 s (limit 120 s): none published "
+        "for 150 s: the broker is unreachable or refuses it, or the relay is stuck"
+    )
+    refused = {**waiting, "outbox_last_published_age_seconds": 2.0, "outbox_set_aside": 3}
+    assert assess(workers, refused, {}, limits=Limits(), now=now).line.startswith(
+        "unhealthy: 2 event(s) unpublished, the oldest for 200 s (limit 120 s): the broker "
+        "refuses it (1 event(s) refused, tried again later)"
+    )
+    quiet = {"outbox_backlog": 0, "outbox_oldest_age_seconds": None, "outbox_set_aside": 3}
+    looping = {"message_key": "m-1", "deliveries": 3, "last_at": now - dt.timedelta(seconds=4)}
+    ok = assess(workers, quiet, {}, limits=Limits(), now=now, looping=looping)
+    assert ok.line == (
+        "unhealthy: message m-1 keeps coming back: delivered 3 times, the latest 4 s ago "
+        "(limit 3); intake fails on it"
+    )
+    once_more = assess(workers, quiet, {}, limits=Limits(deliveries=4), now=now, looping=looping)
+    assert once_more.ok
+    assert "; 3 event(s) set aside, refused for good (callbridge status shows why);" in (
+        once_more.line
     )
 
 
@@ -124,9 +191,7 @@ def test_health_is_ok_while_a_worker_beats_and_says_why_not_once_it_died(
         assert f"pid {worker.pid}) beat" in alive.stdout
 
     worker.kill()
-    time.sleep(1.5)
-    dead = cli(environment, "health", "--max-heartbeat-age", "1")
-    assert dead.returncode == 1
+    dead = eventually_exits(environment, 1, "health", "--max-heartbeat-age", "1")
     assert one_line(dead).startswith("unhealthy: newest heartbeat on this database is ")
     assert f"pid {worker.pid}" in dead.stdout
 
@@ -138,10 +203,8 @@ def test_health_fails_while_requests_wait_behind_a_refused_token(
     worker = start_worker(environment)
     publish(rabbitmq_url, queues.requests, call_request("health-paused"))
     worker.wait_for_log('"paused"')
-    time.sleep(1.5)
+    late = eventually_exits(environment, 1, "health", "--max-due-age", "1")
     assert cli(environment, "health").returncode == 0, "600 s is the default limit"
-    late = cli(environment, "health", "--max-due-age", "1")
-    assert late.returncode == 1
     assert "unhealthy: 1 campaign(s) due for creation, the longest waiting" in one_line(late)
 
 
@@ -152,9 +215,7 @@ def test_health_fails_while_the_outbox_cannot_be_published(
     worker = start_worker(environment)
     publish(rabbitmq_url, queues.requests, call_request("health-full"), reply_to=full_reply_queue)
     worker.wait_for_log('"created"')
-    time.sleep(1.5)
-    stuck = cli(environment, "health", "--max-outbox-age", "1")
-    assert stuck.returncode == 1
+    stuck = eventually_exits(environment, 1, "health", "--max-outbox-age", "1")
     assert "unhealthy: 1 event(s) unpublished, the oldest for" in one_line(stuck)
 
 
@@ -184,14 +245,20 @@ def test_listing_dead_letters_takes_none_of_them(
     first, second = cli(environment, "dead-letters"), cli(environment, "dead-letters")
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout
-    header, *lines, footer = first.stdout.splitlines()
+    header, *shown, footer = first.stdout.splitlines()
     assert header == f"{queues.dead}: 3 message(s)"
     assert footer == "handed back 3 message(s) unchanged"
+    lines = [line for line in shown if not line.startswith("    ")]
     assert [line.split()[0] for line in lines] == ["#1", "#2", "#3"]
     assert f"id=big-1 request_id=- size={len(bodies[0])} " in lines[0]
     assert "over the limit of 4096" in lines[0]
     assert "id=sha256:" in lines[1] and "request_id=dl-invalid" in lines[1]
     assert "breaks the contract" in lines[1]
+    # under its line, each error with its message
+    assert shown[shown.index(lines[1]) + 1] == (
+        "    campaign.schedule.attempts: Must be greater than or equal to 1 and less than or "
+        "equal to 5."
+    )
     assert "body is not JSON" in lines[2]
     assert depth(rabbitmq_url, queues.dead) == 3
     assert dead_letter_reader.wait_for(lambda found: len(found) == 3) == bodies
@@ -230,7 +297,10 @@ def test_replay_sends_back_only_what_the_worker_would_now_take(
     assert rest.returncode == 0, rest.stderr
     lines = rest.stdout.splitlines()
     assert lines[1].startswith("kept #1 id=sha256:")
-    assert "intake would refuse it again: it breaks the contract (in campaign)" in lines[1]
+    assert (
+        "intake would refuse it again: campaign.schedule.attempts: "
+        "Must be greater than or equal to 1"
+    ) in lines[1]
     assert lines[2] == (
         "kept #2 id=big-2: request dl-big is known already (created): the worker would drop "
         "the copy as a duplicate"
@@ -260,7 +330,7 @@ def test_dead_letters_are_listed_and_replayed_on_the_embedded_broker(tmp_path, c
     )
     assert accept(delivery, settings=strict, store=store).outcome == "rejected"
     with broker.connect(settings) as connection:
-        Relay(store, connection, ready=threading.Event()).drain()
+        Relay(store, connection, ready=threading.Event(), settings=settings).drain()
 
     assert list_dead_letters(settings, limit=10) == 0
     assert "#1 id=fs-1 request_id=- size=" in capsys.readouterr().out
@@ -287,34 +357,40 @@ def test_resolve_with_the_campaign_id_publishes_created_without_a_worker(
     sandbox = make_sandbox(create_faults=["drop-after-create"])
     environment = env(sandbox)
     worker = start_worker(environment)
-    publish(rabbitmq_url, queues.requests, call_request("unknown-1"), correlation_id="c-1")
-    publish(rabbitmq_url, queues.requests, call_request("created-1"))
+    for request_id in ("twin-a", "twin-b"):
+        body = call_request(request_id, name=f"CRM {request_id}")
+        publish(rabbitmq_url, queues.requests, body, correlation_id=f"c-{request_id}")
     results_reader.wait_for(lambda events: len(events) == 2)
     assert worker.terminate() == 0
-    lost, made = sandbox.campaigns  # the platform made both; one answer never came back
-    failed = next(e for e in results_reader.bodies() if e["request_id"] == "unknown-1")
-    assert (failed["type"], failed["outcome"]) == ("campaign.failed", "unknown")
+    # The platform made both; the answer to whichever POST came first never came back.
+    (failed,) = [e for e in results_reader.bodies() if e["type"] == "campaign.failed"]
+    (made_event,) = [e for e in results_reader.bodies() if e["type"] == "campaign.created"]
+    assert failed["outcome"] == "unknown"
+    unknown, known = failed["request_id"], made_event["request_id"]
+    campaign_of = {c.body["campaign"]["name"].removeprefix("CRM "): c for c in sandbox.campaigns}
+    lost, made = campaign_of[unknown], campaign_of[known]
+    assert made_event["campaign_id"] == made.id
 
-    taken = cli(environment, "resolve", "unknown-1", "--campaign-id", str(made.id))
+    taken = cli(environment, "resolve", unknown, "--campaign-id", str(made.id))
     assert taken.returncode == 1
-    assert f"campaign {made.id} belongs to request created-1 already" in taken.stderr
+    assert f"campaign {made.id} belongs to request {known} already" in taken.stderr
 
-    resolved = cli(environment, "resolve", "unknown-1", "--campaign-id", str(lost.id))
+    resolved = cli(environment, "resolve", unknown, "--campaign-id", str(lost.id))
     assert resolved.returncode == 0, resolved.stderr
-    assert f"request unknown-1: resolved as created, campaign {lost.id}" in resolved.stdout
-    assert "published unknown-1:campaign.created" in resolved.stdout
+    assert f"request {unknown}: resolved as created, campaign {lost.id}" in resolved.stdout
+    assert f"published {unknown}:campaign.created" in resolved.stdout
     events = results_reader.wait_for(lambda events: len(events) == 3)
     created = events[-1]
     assert created["type"] == "campaign.created"
-    assert created["event_id"] == "unknown-1:campaign.created"
+    assert created["event_id"] == f"{unknown}:campaign.created"
     assert (created["campaign_id"], created["phones_accepted"]) == (lost.id, 2)
-    assert results_reader.seen[-1][1]["correlation_id"] == "c-1"
+    assert results_reader.seen[-1][1]["correlation_id"] == f"c-{unknown}"
 
-    status = cli(environment, "status", "unknown-1").stdout
+    status = cli(environment, "status", unknown).stdout
     assert "state:           created" in status and "report due:" in status
-    again = cli(environment, "resolve", "unknown-1", "--resend")
+    again = cli(environment, "resolve", unknown, "--resend")
     assert again.returncode == 1
-    assert "request unknown-1 is created (outcome created): only a failed campaign" in again.stderr
+    assert f"request {unknown} is created (outcome created): only a failed campaign" in again.stderr
     assert cli(environment, "resolve", "never-seen", "--resend").returncode == 1
 
 
@@ -342,11 +418,8 @@ def test_resolve_resend_lets_a_worker_try_again_and_a_second_failure_stays_quiet
 
     sandbox.set_faults(create_faults=["422"])
     assert cli(environment, "resolve", "resend-refused", "--resend").returncode == 0
-    deadline = time.monotonic() + 30
-    while "outcome:         not_created" not in cli(environment, "status", "resend-refused").stdout:
-        assert time.monotonic() < deadline, "the resent request was never settled"
-        time.sleep(0.2)
-    time.sleep(1)
+    wait_until_at_rest(sqlite_url)  # the worker took it again, and settled it
+    assert "outcome:         not_created" in cli(environment, "status", "resend-refused").stdout
     assert results_reader.poll() == [], "the CRM holds resend-refused:campaign.failed already"
     refused_again = cli(environment, "resolve", "resend-refused", "--resend")
     assert refused_again.returncode == 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,8 +21,9 @@ from adapters.store import open_store, utcnow
 from handlers.accept import accept
 from schemas.platform import format_utc_timestamp
 from tests.builders import ZONE, call_request, e164, publish, window_ending_in
-from tests.plugins.services import QueueReader, callbridge
+from tests.plugins.services import QueueReader, callbridge, wait_until_at_rest
 from tests.v2_store import make_v2_store, v2_row
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.rabbitmq]
 
@@ -92,14 +92,13 @@ def posts(sandbox) -> list:
 
 
 @pytest.fixture
-def deploy(make_sandbox, worker_env, start_worker, request):
-    """``deploy(database, sandbox={options}, **env)``: a sandbox and a worker with the default
-    calling hours; the worker's environment and the sandbox."""
+def deploy(make_sandbox, worker_env, start_worker):
+    """``deploy(database_url, sandbox={options}, **env)``: a sandbox and a worker with the
+    default calling hours; the worker's environment and the sandbox."""
 
-    def make(database: str = "sqlite", *, sandbox: dict | None = None, **env: str):
+    def make(database_url: str, *, sandbox: dict | None = None, **env: str):
         server = make_sandbox(**(sandbox or {}))
-        url = request.getfixturevalue(f"{database}_url")
-        environment = worker_env(server.url, url, **{"CALLING_HOURS": HOURS, **env})
+        environment = worker_env(server.url, database_url, **{"CALLING_HOURS": HOURS, **env})
         return start_worker(environment), environment, server
 
     return make
@@ -108,11 +107,10 @@ def deploy(make_sandbox, worker_env, start_worker, request):
 # -- planning ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgres"])
 def test_one_window_for_contacts_in_four_zones_becomes_four_campaigns_in_their_hours(
-    deploy, database, rabbitmq_url, queues, results_reader
+    deploy, store_url, rabbitmq_url, queues, results_reader
 ):
-    _worker, env, sandbox = deploy(database)
+    _worker, env, sandbox = deploy(store_url)
     day = next_day({0, 1, 2, 3, 4})
     zones = ["Europe/Kaliningrad", "Europe/Moscow", ZONE, "Asia/Vladivostok", "Europe/Moscow"]
     schedule = {"date": day.isoformat(), "start_time": "07:00", "end_time": "23:00"}
@@ -168,9 +166,9 @@ def campaign_of_id(sandbox, campaign_id: int):
 
 
 def test_contacts_wholly_outside_their_hours_are_left_out_with_the_reason(
-    deploy, rabbitmq_url, queues, results_reader
+    deploy, sqlite_url, rabbitmq_url, queues, results_reader
 ):
-    _worker, _env, sandbox = deploy()
+    _worker, _env, sandbox = deploy(sqlite_url)
     day = next_day({0, 1, 2, 3, 4})
     schedule = {"date": day.isoformat(), "start_time": "09:00", "end_time": "11:00"}
     # 09:00-11:00 in Yekaterinburg is the small hours in New York.
@@ -202,8 +200,10 @@ def test_contacts_wholly_outside_their_hours_are_left_out_with_the_reason(
     )
 
 
-def test_a_weekend_day_is_called_in_the_weekend_hours(deploy, rabbitmq_url, queues, results_reader):
-    _worker, _env, sandbox = deploy()
+def test_a_weekend_day_is_called_in_the_weekend_hours(
+    deploy, sqlite_url, rabbitmq_url, queues, results_reader
+):
+    _worker, _env, sandbox = deploy(sqlite_url)
     day = next_day({5, 6})
     schedule = {"date": day.isoformat(), "start_time": "07:00", "end_time": "23:00"}
     body = with_zones(call_request("weekend", phones=2, schedule=schedule), [None, "Europe/Moscow"])
@@ -229,9 +229,9 @@ def next_clock_change(zone_name: str) -> dt.date:
 
 
 def test_the_day_the_clocks_change_is_planned_on_the_contacts_own_clock(
-    deploy, rabbitmq_url, queues, results_reader
+    deploy, sqlite_url, rabbitmq_url, queues, results_reader
 ):
-    _worker, _env, sandbox = deploy()
+    _worker, _env, sandbox = deploy(sqlite_url)
     day = next_clock_change("Europe/Berlin")
     schedule = {
         "date": day.isoformat(),
@@ -254,23 +254,20 @@ def test_the_day_the_clocks_change_is_planned_on_the_contacts_own_clock(
 # -- one request, several campaigns, each settled on its own -----------------------------------
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgres"])
 def test_sigkill_between_two_campaigns_posts_resumes_with_the_next_and_repeats_none(
-    deploy, start_worker, database, rabbitmq_url, queues, results_reader
+    deploy, start_worker, store_url, rabbitmq_url, queues, results_reader
 ):
     """Three campaigns (one phone each), sent one at a time: the first is created, the
     sandbox holds the second's answer, and the worker is killed while it waits."""
     doomed, env, sandbox = deploy(
-        database,
+        store_url,
         sandbox={"create_faults": ["slow:0", "slow:120"]},
         MAX_PHONES_PER_CAMPAIGN="1",
         HTTP_CONCURRENCY="1",
     )
     publish(rabbitmq_url, queues.requests, call_request("kill-2", phones=3))
-    deadline = time.monotonic() + 30
-    while len(posts(sandbox)) < 2:  # the second POST is on the wire, its answer held
-        assert time.monotonic() < deadline, "the second campaign was never sent"
-        time.sleep(0.05)
+    # The second POST is on the wire, its answer held.
+    eventually(lambda: len(posts(sandbox)) >= 2, what="the second campaign's POST")
     doomed.kill()
     assert results_reader.poll() == [], "the request waits for all three campaigns"
     start_worker(env)
@@ -283,7 +280,7 @@ def test_sigkill_between_two_campaigns_posts_resumes_with_the_next_and_repeats_n
         {"phone": e164(1), "external_id": "kill-2-lead-1", "group": 2}
     ]
     assert created["phones_accepted"] == 2
-    time.sleep(3)  # long enough for a (wrong) resend to reach the sandbox
+    wait_until_at_rest(store_url)  # a (wrong) resend would have been claimed before this
     assert len(posts(sandbox)) == 3, "no campaign may be sent twice"
 
     resolved = callbridge("resolve", "kill-2", "--campaign-id", str(held.id), env=env)
@@ -298,10 +295,9 @@ def test_sigkill_between_two_campaigns_posts_resumes_with_the_next_and_repeats_n
     assert [entry["campaign_id"] for entry in late["campaigns"]] == [held.id]
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgres"])
-def test_a_500_parks_only_its_own_campaign(deploy, database, rabbitmq_url, queues, results_reader):
+def test_a_500_parks_only_its_own_campaign(deploy, store_url, rabbitmq_url, queues, results_reader):
     _worker, env, sandbox = deploy(
-        database,
+        store_url,
         sandbox={"create_faults": ["slow:0", "500", "500"]},
         MAX_PHONES_PER_CAMPAIGN="1",
         HTTP_CONCURRENCY="1",
@@ -333,9 +329,10 @@ def test_a_500_parks_only_its_own_campaign(deploy, database, rabbitmq_url, queue
 
 
 def test_campaigns_not_created_reject_their_contacts_and_none_created_fails_the_request(
-    deploy, rabbitmq_url, queues, results_reader
+    deploy, sqlite_url, rabbitmq_url, queues, results_reader
 ):
-    _worker, _env, sandbox = deploy(
+    _worker, env, sandbox = deploy(
+        sqlite_url,
         sandbox={"create_faults": ["slow:0", "422", "slow:0", "422", "500"]},
         MAX_PHONES_PER_CAMPAIGN="1",
         HTTP_CONCURRENCY="1",
@@ -356,6 +353,14 @@ def test_campaigns_not_created_reject_their_contacts_and_none_created_fails_the_
     assert failed["error"]["status"] == 500
     assert failed["error"]["message"].startswith("none of the 2 campaigns was created; campaign 2")
     assert len(sandbox.campaigns) == 2
+
+    some = callbridge("status", "some-422", env=env).stdout
+    campaign_2 = some[some.index("  campaign 2 of 3\n") : some.index("  campaign 3 of 3\n")]
+    assert "    state:           failed\n" in campaign_2
+    assert "    error:           HTTP 422: " in campaign_2, "why this campaign was not created"
+    none = callbridge("status", "all-fail", env=env).stdout
+    assert "\n  error:           HTTP 500: none of the 2 campaigns was created; campaign 2" in none
+    assert none.count("    error:           ") == 2, "and each campaign's own error"
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -466,16 +471,49 @@ def test_each_campaign_is_reported_on_its_own_under_its_own_ids(
     assert sorted(heard) == [e164(n) for n in range(5)]
 
 
+def test_an_operator_reports_one_campaign_of_several_by_its_own_id(
+    deploy, sqlite_url, rabbitmq_url, queues, results_reader
+):
+    _worker, env, sandbox = deploy(sqlite_url, MAX_PHONES_PER_CAMPAIGN="1")
+    publish(rabbitmq_url, queues.requests, call_request("by-hand", phones=2))  # tomorrow
+    (created,) = results_reader.wait_for(lambda events: events)
+    first, second = created["campaigns"]
+    campaign = str(first["campaign_id"])
+
+    early = callbridge("report", campaign, env=env)
+    assert early.returncode == 1
+    assert early.stderr.splitlines()[-1].startswith(
+        f"callbridge report: the report of campaign {campaign} of request by-hand is due at "
+        f"{first['report_due_at']}"
+    )
+    assert "it is the campaign's one report" in early.stderr
+    previewed = callbridge("report", campaign, "--preview", env=env)
+    assert previewed.returncode == 0, previewed.stderr
+    assert previewed.stdout.startswith(f"campaign {campaign} (request by-hand): ")
+    assert results_reader.poll() == []
+
+    done = callbridge("report", campaign, "--now", env=env)
+    assert done.returncode == 0, done.stderr
+    report = results_reader.wait_for(lambda events: len(events) == 2)[-1]
+    assert (report["event_id"], report["campaigns"]) == (f"by-hand:campaign.report:{campaign}:1", 2)
+    (made,) = [c for c in sandbox.campaigns if c.id == first["campaign_id"]]
+    tied = [row["phone"] for row in report["rows"]] + [m["phone"] for m in report["missing"]]
+    assert tied == made.phones, "the report of that campaign's contacts alone"
+    shown = callbridge("status", "by-hand", env=env).stdout
+    assert "  campaign 1 of 2\n    state:           reported\n" in shown
+    assert "  campaign 2 of 2\n    state:           created\n" in shown
+    assert callbridge("report", str(second["campaign_id"]), env=env).returncode == 1
+
+
 # -- a store made before campaigns were planned ------------------------------------------------
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgres"])
 def test_a_version_2_store_migrated_mid_flight_keeps_working(
-    database, make_sandbox, worker_env, start_worker, request, results_reader
+    store_url, make_sandbox, worker_env, start_worker, results_reader
 ):
+    """A v2 store goes through every later step (3, 4 and 5) with work in each state."""
     sandbox = make_sandbox()
-    database_url = request.getfixturevalue(f"{database}_url")
-    env = worker_env(sandbox.url, database_url)
+    env = worker_env(sandbox.url, store_url)
     platform = PlatformClient(load_settings(env))
     ended = call_request("ended", schedule=window_ending_in(-1))
     past = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=1)
@@ -487,7 +525,7 @@ def test_a_version_2_store_migrated_mid_flight_keeps_working(
 
     dead = {"owner": 424242, "attempts": 1}
     make_v2_store(
-        database_url,
+        store_url,
         [
             v2_row("v2-received", "received", call_request("v2-received")),
             v2_row("v2-retry", "retry", call_request("v2-retry"), attempts=1),

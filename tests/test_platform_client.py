@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -135,12 +138,8 @@ def test_a_broken_connection_after_sending_is_unknown(
     assert "RemoteDisconnected" in outcome.message
 
 
-def test_a_refused_port_is_retry_later(sandbox_token: str, client_for) -> None:
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
-
-    outcome = client_for(f"http://127.0.0.1:{port}", sandbox_token).create_campaign(BODY)
+def test_a_refused_port_is_retry_later(refused_port: int, sandbox_token: str, client_for) -> None:
+    outcome = client_for(f"http://127.0.0.1:{refused_port}", sandbox_token).create_campaign(BODY)
 
     assert isinstance(outcome, RetryLater)
     assert outcome.status is None
@@ -187,13 +186,15 @@ def test_a_wrong_token_is_auth_failed(sandbox: SandboxServer, client_for) -> Non
 
 
 def test_the_auth_header_name_comes_from_settings(
-    sandbox: SandboxServer, sandbox_token: str, client_for
+    make_sandbox, sandbox_token: str, client_for
 ) -> None:
-    outcome = client_for(sandbox.url, sandbox_token, IS74_AUTH_HEADER="X-Api-Key").create_campaign(
-        BODY
-    )
+    sandbox = make_sandbox(auth_header="X-Api-Key")
+    renamed = client_for(sandbox.url, sandbox_token, IS74_AUTH_HEADER="X-Api-Key")
+    default = client_for(sandbox.url, sandbox_token)
 
-    assert isinstance(outcome, AuthFailed)
+    assert isinstance(renamed.create_campaign(BODY), Created)
+    assert isinstance(default.create_campaign(BODY), AuthFailed)
+    assert len(sandbox.campaigns) == 1
 
 
 def test_a_refused_body_is_not_created_with_the_platforms_reasons(
@@ -385,3 +386,166 @@ def test_a_report_with_nan_or_infinity_reads_them_as_no_value() -> None:
         200, {}, b'{"data": [{"duration": NaN, "score": Infinity, "rank": -Infinity}]}'
     )
     assert outcome == ReportFetched({"data": [{"duration": None, "score": None, "rank": None}]})
+
+
+def test_a_report_number_too_large_for_a_float_reads_as_no_value() -> None:
+    outcome = classify_report_answer(200, {}, b'{"data": [{"duration": 1e999, "score": 2.5}]}')
+    assert outcome == ReportFetched({"data": [{"duration": None, "score": 2.5}]})
+
+
+# --- answers no client should trust -------------------------------------------------------------
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b'{"campaign": {"id": 7, "detail": ' + DEEP + b"}}", "nest deeper than 64 levels"),
+        (b'{"campaign": {"id": 7}, "n": ' + b"7" * 5000 + b"}", "4300 digits"),
+        (b"\xff\xfe{}", "cannot read"),
+    ],
+)
+def test_a_2xx_that_cannot_be_decoded_is_unknown_and_never_raises(content: bytes, words: str):
+    outcome = classify_create_answer(200, {}, content)
+
+    assert type(outcome) is Unknown
+    assert words in outcome.message
+    report = classify_report_answer(200, {}, content)
+    assert type(report) is ReportFailed
+    assert words in report.message
+
+
+@pytest.mark.parametrize(
+    ("campaign_id", "shown"),
+    [
+        (str(2**63).encode(), str(2**63)),
+        (b'"' + str(2**64).encode() + b'"', str(2**64)),
+        (b"-5", "-5"),
+        (b'"12 34\\n"', "12?34?"),
+        (b'"' + b"9" * 60 + b'"', "9" * 40 + "..."),
+        (b"[1]", "a JSON list"),
+    ],
+)
+def test_a_campaign_id_the_stores_cannot_hold_is_unknown_and_shown(campaign_id, shown) -> None:
+    outcome = classify_create_answer(200, {}, b'{"campaign": {"id": ' + campaign_id + b"}}")
+
+    assert outcome == Unknown(200, outcome.message, shown_campaign_id=shown)
+    assert shown in outcome.message
+    assert classify_create_answer(200, {}, b'{"campaign": {"id": 9223372036854775807}}') == (
+        Created(2**63 - 1)
+    )
+
+
+@pytest.mark.parametrize("status", [201, 422, 429, 500])
+def test_an_answer_cut_short_is_unknown_when_2xx_and_otherwise_what_its_status_says(status):
+    cut_short = "its answer is larger than 4096 bytes (PLATFORM_MAX_ANSWER_BYTES)"
+
+    outcome = classify_create_answer(status, {}, b'{"campaign": {"id": 7', cut_short=cut_short)
+
+    expected = {201: Unknown, 422: NotCreated, 429: RetryLater, 500: Unknown}[status]
+    assert type(outcome) is expected
+    assert outcome.status == status
+    assert cut_short in outcome.message
+    report = classify_report_answer(status, {}, b"{", cut_short=cut_short)
+    assert type(report) is ReportFailed
+
+
+@pytest.mark.parametrize(
+    ("fault", "words"),
+    [
+        ("endless", "larger than 65536 bytes (PLATFORM_MAX_ANSWER_BYTES)"),
+        ("drip:0.2", "no whole answer within 1 s (HTTP_CALL_DEADLINE_SECONDS)"),
+        ("deep:5000", "nest deeper than 64 levels"),
+    ],
+)
+def test_a_hostile_answer_is_bounded_for_creation_and_reports(
+    make_sandbox, sandbox_token: str, client_for, fault: str, words: str
+) -> None:
+    sandbox = make_sandbox(create_faults=[fault], report_faults=[fault])
+    client = client_for(
+        sandbox.url,
+        sandbox_token,
+        PLATFORM_MAX_ANSWER_BYTES="65536",
+        HTTP_CALL_DEADLINE_SECONDS="1",
+    )
+
+    started = time.monotonic()
+    outcome = client.create_campaign(BODY)
+    report = client.fetch_report(1, documented_report_query(sandbox.campaigns[0].id))
+
+    assert time.monotonic() - started < 4  # two calls, each cut at its deadline at the latest
+    assert (type(outcome), outcome.status) == (Unknown, 200)
+    assert words in outcome.message
+    assert (type(report), report.status) == (ReportFailed, 200)
+    assert words in report.message
+    assert len(sandbox.campaigns) == 1  # created once, never sent again
+    assert isinstance(client.create_campaign(BODY), Created), "the client works on after it"
+
+
+def test_the_deadline_also_cuts_an_answer_whose_headers_drip(sandbox_token, client_for) -> None:
+    """The status line and headers one byte every 0.3 s: no read ever times out."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+
+    def drip() -> None:
+        connection, _ = listener.accept()
+        with connection, contextlib.suppress(OSError):
+            connection.recv(65536)
+            for byte in answer:
+                time.sleep(0.3)
+                connection.sendall(bytes([byte]))
+
+    threading.Thread(target=drip, daemon=True).start()
+    client = client_for(
+        f"http://127.0.0.1:{listener.getsockname()[1]}",
+        sandbox_token,
+        HTTP_CALL_DEADLINE_SECONDS="1",
+    )
+
+    started = time.monotonic()
+    outcome = client.create_campaign(BODY)
+
+    assert time.monotonic() - started < 2
+    assert outcome == Unknown(
+        None,
+        "the request may have reached the platform: no whole answer within 1 s "
+        "(HTTP_CALL_DEADLINE_SECONDS)",
+    )
+    listener.close()
+
+
+def test_the_clients_own_session_reuses_one_connection(sandbox, sandbox_token, client_for):
+    client = client_for(sandbox.url, sandbox_token)
+
+    outcomes = [client.create_campaign(BODY) for _ in range(50)]
+
+    assert all(isinstance(outcome, Created) for outcome in outcomes)
+    opened = [r for r in sandbox.requests if r.path == "/api/campaigns"]
+    assert len(opened) == 50
+    pools = client._session.get_adapter(sandbox.url).poolmanager.pools
+    assert [pools[key].num_connections for key in pools.keys()] == [1]  # noqa: SIM118
+
+
+def test_no_error_text_quotes_a_header_or_the_token(sandbox: SandboxServer) -> None:
+    """Settings refuse such a token at start; past them, the client still never quotes it."""
+    settings = settings_for(sandbox.url, "x").replace(is74_api_token="first\nsecond")
+    client = PlatformClient(settings)
+
+    outcome = client.create_campaign(BODY)
+
+    assert type(outcome) is RetryLater, "an invalid header is never sent"
+    assert outcome.message == (
+        "no connection to the platform: InvalidHeader: the auth header cannot be sent "
+        "(IS74_AUTH_HEADER, IS74_API_TOKEN)"
+    )
+    assert sandbox.requests == []
+    client.close()
+
+
+@pytest.mark.parametrize("token", ['sl\\ash"quote', "plain-token"])
+def test_the_token_is_scrubbed_however_the_platform_escapes_it(token: str) -> None:
+    for written in (json.dumps({"message": f"bad {token}"}), f"bad {token!r}"):
+        message = platform_message(418, written.encode(), token=token)
+        assert "[token]" in message
+        assert "ash" not in message and "plain" not in message

@@ -32,11 +32,10 @@ from adapters.topology import contract_queue
 from handlers.accept import accept
 from sandbox import SandboxServer
 from schemas.platform import format_utc_timestamp
-from tests.builders import ZONE, call_request, e164, publish, window_ending_in
+from tests.builders import call_request, e164, publish, window_ending_in
 from tests.plugins.sandbox import documented_campaign_body
-from tests.plugins.services import QueueReader, WorkerProcess, callbridge
-
-pytestmark = [pytest.mark.rabbitmq]
+from tests.plugins.services import QueueReader, WorkerProcess, as_if_due, callbridge
+from tests.waiting import eventually
 
 MiB = 1024 * 1024
 
@@ -128,7 +127,7 @@ def finished_request(request_id: str, *, phones: int) -> dict:
 def window_end(schedule: dict[str, str]) -> dt.datetime:
     day = dt.date.fromisoformat(schedule["date"])
     end = dt.time.fromisoformat(schedule["end_time"])
-    return dt.datetime.combine(day, end, ZoneInfo(ZONE)).astimezone(dt.UTC)
+    return dt.datetime.combine(day, end, ZoneInfo(schedule["timezone"])).astimezone(dt.UTC)
 
 
 @pytest.mark.slow
@@ -207,7 +206,6 @@ def test_rows_are_tied_to_their_contact_however_the_platform_writes_the_phone(
 
 
 @pytest.mark.slow
-@pytest.mark.postgres
 def test_a_100000_row_report_arrives_in_parts_each_under_the_byte_limit(
     bridge, rabbitmq_url, queues, postgres_url
 ):
@@ -260,17 +258,18 @@ def test_failed_report_calls_are_retried_until_the_report_arrives(bridge, result
 
 
 def test_a_report_failing_past_REPORT_RETRY_HOURS_ends_report_failed_and_can_be_fetched_later(
-    bridge, results_reader
+    bridge, results_reader, sqlite_url
 ):
-    schedule = window_ending_in(0)
-    # The report is due when the window ends (delay 0); give up about 8 seconds from now.
-    retry_hours = ((utcnow() - window_end(schedule)).total_seconds() + 8) / 3600
-    deployment = bridge(
-        sandbox={"report_faults": ["503"] * 100}, REPORT_RETRY_HOURS=f"{retry_hours:.6f}"
-    )
-    body = call_request("e2e-gave-up", phones=2, schedule=schedule, report={"delay_minutes": 0})
+    deployment = bridge(sandbox={"report_faults": ["503"] * 100}, REPORT_RETRY_HOURS="1")
+    body = finished_request("e2e-gave-up", phones=2)
     deployment.accept_earlier(body)
     deployment.worker()
+    eventually(
+        lambda: len(analytics_statuses(deployment.sandbox)) >= 3,
+        what="three failed report calls, retried with backoff",
+    )
+    # An hour passes: the report has been due for longer than REPORT_RETRY_HOURS.
+    as_if_due(sqlite_url, "e2e-gave-up", window_ended_ago=dt.timedelta(hours=1, minutes=1))
 
     events = results_reader.wait_for(lambda events: of_type(events, "campaign.report_failed"))
     (created,) = of_type(events, "campaign.created")
@@ -278,7 +277,6 @@ def test_a_report_failing_past_REPORT_RETRY_HOURS_ends_report_failed_and_can_be_
     assert failed["event_id"] == "e2e-gave-up:campaign.report_failed"
     assert failed["campaign_id"] == created["campaign_id"]
     assert failed["error"]["status"] == 503
-    assert len(analytics_statuses(deployment.sandbox)) >= 3  # retried, with backoff
     assert set(analytics_statuses(deployment.sandbox)) == {503}
     assert of_type(events, "campaign.report") == []
 
@@ -288,6 +286,42 @@ def test_a_report_failing_past_REPORT_RETRY_HOURS_ends_report_failed_and_can_be_
     assert done.returncode == 0, done.stderr
     events = results_reader.wait_for(whole_report)
     assert heard_of(of_type(events, "campaign.report"), contacts(body))[0] == set(contacts(body))
+
+
+@pytest.mark.parametrize("fault", ["deep", "drip:1"])
+def test_a_report_answer_that_cannot_be_read_ends_report_failed_and_the_next_report_arrives(
+    bridge, results_reader, fault
+):
+    """JSON nested 100,000 levels deep, or an answer dripping past HTTP_CALL_DEADLINE_SECONDS:
+    each try fails like any other, until the budget is spent."""
+    schedule = window_ending_in(0)
+    retry_hours = ((utcnow() - window_end(schedule)).total_seconds() + 8) / 3600
+    deployment = bridge(
+        sandbox={"report_faults": [fault] * 100},
+        REPORT_RETRY_HOURS=f"{retry_hours:.6f}",
+        HTTP_CALL_DEADLINE_SECONDS="2",
+    )
+    body = call_request("e2e-hostile", phones=2, schedule=schedule, report={"delay_minutes": 0})
+    deployment.accept_earlier(body)
+    worker = deployment.worker()
+
+    events = results_reader.wait_for(
+        lambda events: of_type(events, "campaign.report_failed"), timeout=40
+    )
+    (failed,) = of_type(events, "campaign.report_failed")
+    assert failed["error"]["status"] == 200
+    assert len(analytics_statuses(deployment.sandbox)) >= 2  # retried, with backoff
+    assert "Traceback" not in worker.log_text()
+    assert deployment.cli("health").returncode == 0
+
+    deployment.sandbox.set_faults(report_faults=[])
+    follower = finished_request("e2e-after-hostile", phones=2)
+    deployment.accept_earlier(follower)
+    events = results_reader.wait_for(whole_report, timeout=30)
+    assert heard_of(of_type(events, "campaign.report"), contacts(follower))[0] == set(
+        contacts(follower)
+    )
+    assert deployment.cli("health").returncode == 0
 
 
 def test_report_command_publishes_a_campaigns_report_before_it_is_due_with_no_worker_running(
@@ -306,7 +340,33 @@ def test_report_command_publishes_a_campaigns_report_before_it_is_due_with_no_wo
     assert "is request cli-known's, with scenario_id 951, start_block_id 10, project_id 1" in (
         clash.stderr
     )
-    done = deployment.cli("report", campaign)
+    early = deployment.cli("report", campaign)
+    assert early.returncode == 1
+    assert early.stderr.splitlines()[-1].startswith(
+        f"callbridge report: the report of request cli-known is due at {created['report_due_at']}"
+    )
+    assert "--preview shows it now" in early.stderr
+
+    previewed = deployment.cli("report", campaign, "--preview")
+    assert previewed.returncode == 0, previewed.stderr
+    summary, *entries = previewed.stdout.splitlines()
+    assert summary.startswith(
+        f"campaign {campaign} (request cli-known): 2 rows, 1 missing, would be 1 "
+        "campaign.report part(s) for "
+    )
+    assert summary.endswith("a preview: nothing stored or published")
+    rows = [json.loads(entry.removeprefix("row ")) for entry in entries if entry.startswith("row")]
+    assert sorted((row["phone"], row["external_id"]) for row in rows) == [
+        (f"{e164(n)[:5]}***{e164(n)[-4:]}", f"cli-known-lead-{n}") for n in range(2)
+    ]
+    assert entries[-1] == f'missing {{"phone": "{e164(2)[:5]}***{e164(2)[-4:]}", ' + (
+        '"external_id": "cli-known-lead-2"}'
+    )
+    assert not any(e164(n)[2:] in previewed.stdout for n in range(3)), "a phone shown whole"
+    assert results_reader.poll() == []
+    assert "state:           created" in deployment.cli("status", "cli-known").stdout
+
+    done = deployment.cli("report", campaign, "--now")
     assert done.returncode == 0, done.stderr
     assert f"campaign {campaign} (request cli-known): 2 rows, 1 missing, stored as 1" in done.stdout
     assert f"published to {queues.results}" in done.stdout
@@ -345,6 +405,15 @@ def test_report_command_reports_a_campaign_made_outside_callbridge(
     assert isinstance(made, Created)
     campaign = str(made.campaign_id)
     request_id = f"campaign-{campaign}"
+    database = deployment.settings.database_url
+    nowhere = deployment.cli("report", campaign)
+    assert nowhere.returncode == 2
+    assert nowhere.stderr.splitlines()[-1].startswith(
+        f"callbridge report: DATABASE_URL: no store at {database.removeprefix('sqlite:///')}"
+    )
+    store = open_store(database)  # as a worker would have made it
+    store.create_schema()
+    store.engine.dispose()
 
     unknown = deployment.cli("report", campaign)
     assert unknown.returncode == 2

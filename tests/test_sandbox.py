@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import http.client
 import json
 import logging
@@ -17,6 +18,7 @@ import pytest
 import requests
 
 from sandbox import SandboxServer
+from sandbox.api import FIRST_CAMPAIGN_ID
 from sandbox.faults import parse_fault
 from sandbox.reports import CALL_STATUSES, format_phone
 from tests.plugins.sandbox import documented_campaign_body, documented_report_query
@@ -518,6 +520,87 @@ def test_report_faults_fail_the_next_report_once(
     assert client.post("/api/analytics/1/report", query).status_code == 200
 
 
+def streamed(response: requests.Response, limit: int) -> bytes:
+    """At most ``limit`` bytes of a streamed answer, then hang up."""
+    received = b""
+    for chunk in response.iter_content(64 * 1024):
+        received += chunk
+        if len(received) >= limit:
+            break
+    response.close()
+    return received
+
+
+def stream(client: Client, path: str, body: object) -> requests.Response:
+    sent = {**client.auth, "Content-Type": "application/json"}
+    return client.session.post(
+        client.url + path, data=json.dumps(body), headers=sent, stream=True, timeout=5
+    )
+
+
+@pytest.mark.parametrize("create", [True, False], ids=["create", "report"])
+def test_an_endless_fault_streams_for_as_long_as_the_client_reads(
+    make_sandbox, sandbox_token: str, create: bool
+) -> None:
+    sandbox = make_sandbox(**{"create_faults" if create else "report_faults": ["endless"]})
+    client = Client(sandbox, sandbox_token)
+    campaign_id = None if create else created_id(client.create(documented_campaign_body()))
+    path, body = (
+        ("/api/campaigns", documented_campaign_body())
+        if create
+        else ("/api/analytics/1/report", documented_report_query(campaign_id))
+    )
+
+    response = stream(client, path, body)
+    assert response.status_code == 200
+    assert response.headers["Transfer-Encoding"] == "chunked"
+    assert streamed(response, 8 * 1024 * 1024).startswith(b"[0,0,0,")
+    assert len(sandbox.campaigns) == 1, "the campaign is created before the answer runs away"
+    assert client.create(documented_campaign_body()).status_code == 200
+
+
+def test_a_drip_fault_sends_the_answer_one_byte_at_a_time(make_sandbox, sandbox_token) -> None:
+    sandbox = make_sandbox(create_faults=["drip:0.05"])
+    response = stream(Client(sandbox, sandbox_token), "/api/campaigns", documented_campaign_body())
+
+    started = time.monotonic()
+    first = next(response.raw.stream(1))
+    second = next(response.raw.stream(1))
+    elapsed = time.monotonic() - started
+
+    assert (first, second) == (b" ", b" ")
+    assert 0.05 <= elapsed < 1
+    assert int(response.headers["Content-Length"]) > 1024
+    response.close()
+    assert len(sandbox.campaigns) == 1
+
+
+@pytest.mark.parametrize(("spec", "depth"), [("deep", 100_000), ("deep:70", 70)])
+def test_a_deep_fault_nests_json_that_deep(make_sandbox, sandbox_token, spec, depth) -> None:
+    sandbox = make_sandbox(create_faults=[spec], report_faults=[spec])
+    client = Client(sandbox, sandbox_token)
+
+    created = client.create(documented_campaign_body())
+    campaign_id = sandbox.campaigns[0].id
+    report = client.post("/api/analytics/1/report", documented_report_query(campaign_id))
+
+    nesting = b"[" * depth + b"]" * depth
+    assert created.content == b'{"campaign":{"id":%d},"detail":%s}' % (campaign_id, nesting)
+    assert report.content == b'{"columns":[],"data":%s}' % nesting
+
+
+@pytest.mark.parametrize("campaign_id", [2**63, -1, 0, 10**30])
+def test_an_id_fault_answers_that_id_for_the_campaign_it_created(
+    make_sandbox, sandbox_token: str, campaign_id: int
+) -> None:
+    sandbox = make_sandbox(create_faults=[f"id:{campaign_id}"])
+
+    response = Client(sandbox, sandbox_token).create(documented_campaign_body())
+
+    assert response.content == b'{"campaign":{"id":%d}}' % campaign_id
+    assert len(sandbox.campaigns) == 1
+
+
 @pytest.mark.parametrize(
     ("options", "words"),
     [
@@ -526,6 +609,9 @@ def test_report_faults_fail_the_next_report_once(
         ({"create_faults": "503"}, "must be a list"),
         ({"report_faults": ["no-id"]}, "only applies to campaign creation"),
         ({"report_faults": ["drop-after-create"]}, "only applies to campaign creation"),
+        ({"report_faults": ["id:5"]}, "only applies to campaign creation"),
+        ({"create_faults": ["drip"]}, "unknown fault"),
+        ({"create_faults": ["id:abc"]}, "unknown fault"),
         ({"latency": -1}, "must be a number >= 0"),
         ({"report_rows_per_phone": 0}, "must be an integer >= 1"),
         ({"report_missing_every": True}, "must be an integer >= 0"),
@@ -545,6 +631,7 @@ def test_bad_options_are_refused(sandbox_token: str, options: dict, words: str) 
 def test_control_endpoints_show_set_and_reset(make_sandbox, sandbox_token: str) -> None:
     sandbox = make_sandbox(create_faults=["503"])
     client = Client(sandbox, sandbox_token)
+    started = time.time()
     assert client.create(documented_campaign_body()).status_code == 503
     campaign_id = created_id(client.create(documented_campaign_body()))
 
@@ -561,10 +648,16 @@ def test_control_endpoints_show_set_and_reset(make_sandbox, sandbox_token: str) 
     assert client.control("POST", "faults", ["drop"]).status_code == 422
 
     received = client.control("GET", "requests").json()
-    assert received[:2] == [
-        {"method": "POST", "path": "/api/campaigns", "status": 503},
-        {"method": "POST", "path": "/api/campaigns", "status": 200},
+    assert [{k: v for k, v in r.items() if k != "received_at"} for r in received[:2]] == [
+        {"method": "POST", "path": "/api/campaigns", "status": 503, "campaign_id": None},
+        {"method": "POST", "path": "/api/campaigns", "status": 200, "campaign_id": campaign_id},
     ]
+    arrivals = [r["received_at"] for r in received]
+    assert arrivals == sorted(arrivals)
+    assert started <= arrivals[0] and arrivals[-1] <= time.time()
+    assert client.control("GET", f"campaigns/{campaign_id}").json()["id"] == campaign_id
+    missing = client.control("GET", f"campaigns/{campaign_id + 1000}")
+    assert (missing.status_code, missing.headers["Server"].split()[0]) == (404, "is74-sandbox/1")
 
     assert client.control("POST", "reset").json()["create_faults"] == ["503"]
     assert sandbox.campaigns == []
@@ -581,12 +674,13 @@ def test_unknown_paths_are_404(client: Client) -> None:
 def test_the_log_holds_no_phone_and_no_token(
     client: Client, sandbox_token: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="sandbox")
+    caplog.set_level(logging.DEBUG, logger="callbridge.sandbox")
     campaign_id = created_id(client.create(documented_campaign_body(*PHONES)))
     client.report(campaign_id)
     client.create(changed(documented_campaign_body(*PHONES), "phones.1.phone", "89123456790"))
 
-    assert "/api/campaigns -> 200" in caplog.text
+    assert f"POST /api/campaigns -> 200 campaign {campaign_id}" in caplog.text
+    assert f"POST /api/analytics/1/report -> 200 campaign {campaign_id}" in caplog.text
     assert sandbox_token not in caplog.text
     assert "912345679" not in caplog.text
 
@@ -605,24 +699,38 @@ def run_sandbox(*args: str, env: dict[str, str] | None = None) -> subprocess.Pop
     )
 
 
-def test_the_command_serves_until_sigterm(sandbox_token: str) -> None:
-    process = run_sandbox("--create-fault", "503", env={"IS74_API_TOKEN": sandbox_token})
+def test_the_command_serves_until_sigterm_and_logs_each_call(sandbox_token: str) -> None:
+    process = run_sandbox(
+        "--create-fault",
+        "503",
+        "--create-fault",
+        "drop-after-create",
+        env={"IS74_API_TOKEN": sandbox_token},
+    )
     try:
         line = process.stdout.readline()
         url = line.split()[line.split().index("on") + 1]
-        response = requests.post(
+        post = functools.partial(
+            requests.post,
             url + "/api/campaigns",
             json=documented_campaign_body(),
             headers={"Authorization": f"Bearer {sandbox_token}"},
             timeout=5,
         )
-        assert response.status_code == 503
+        assert post().status_code == 503
+        with pytest.raises(requests.ConnectionError):
+            post()  # created, and the answer dropped
     finally:
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=10)
 
     assert process.returncode == 0, stderr
     assert sandbox_token not in line + stdout + stderr
+    assert "callbridge.sandbox POST /api/campaigns -> 503\n" in stderr
+    # the campaign the client never heard of is named in the log
+    assert f"callbridge.sandbox POST /api/campaigns -> hung up campaign {FIRST_CAMPAIGN_ID}" in (
+        stderr
+    )
 
 
 @pytest.mark.parametrize(

@@ -448,9 +448,15 @@ def test_window_end_in_the_requests_time_zone(
             ),
             schedule_error("date", "Out of range."),
         ),
+        # due in year 10009
         (
-            (("report.delay_minutes", 10**12),),
+            (("campaign.schedule.date", "9990-06-01"), ("report.delay_minutes", 10**7)),
             {"report": {"delay_minutes": ["Too large."]}},
+        ),
+        # due in the last year of the calendar: no room for the report's retries
+        (
+            (("campaign.schedule.date", "9999-06-01"), ("report.delay_minutes", 0)),
+            schedule_error("date", "Too far ahead."),
         ),
     ],
 )
@@ -504,6 +510,8 @@ def test_a_huge_bad_request_lists_only_the_first_hundred_bad_entries() -> None:
         ({"request_id": "r" * 129}, None),
         ({"request_id": ""}, None),
         ({"request_id": 123}, None),
+        ({"request_id": "crm\x00-1"}, None),
+        ({"request_id": "crm-\udc00"}, None),
         ({}, None),
         (["crm-1"], None),
         ("crm-1", None),
@@ -512,6 +520,96 @@ def test_a_huge_bad_request_lists_only_the_first_hundred_bad_entries() -> None:
 )
 def test_read_request_id(body: object, expected: str | None) -> None:
     assert read_request_id(body) == expected
+
+
+NUL = "Contains a NUL character."
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("request_id", "crm\x00"), {"request_id": [NUL]}),
+        (("campaign.name", "a\x00b"), {"campaign": {"name": [NUL]}}),
+        (("campaign.description", "\x00"), {"campaign": {"description": [NUL]}}),
+        (
+            ("campaign.schedule.timezone", "Asia/\x00"),
+            {"campaign": {"schedule": {"timezone": [NUL]}}},
+        ),
+        (("phones.0.phone", "+7 912 345-67-89\x00"), {"phones": {0: {"phone": [NUL]}}}),
+        (("phones.0.external_id", "lead\x00"), {"phones": {0: {"external_id": [NUL]}}}),
+        (
+            ("phones.0.add_data", {"na\x00me": "x"}),
+            {"phones": {0: {"add_data": {"na\x00me": {"key": [NUL]}}}}},
+        ),
+        (
+            ("phones.0.add_data", {"name": "Иван\x00"}),
+            {"phones": {0: {"add_data": {"name": {"value": [NUL]}}}}},
+        ),
+        (("campaign.name", "\udc00"), {"campaign": {"name": ["Contains a lone surrogate."]}}),
+        (("report.columns", [{"name": "a\x00"}]), {"report": {"columns": [NUL]}}),
+    ],
+)
+def test_no_string_of_a_request_may_hold_what_a_store_cannot(
+    change: tuple[str, Any], expected: dict
+) -> None:
+    assert errors_of(body_with(change)) == expected
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        *[
+            (
+                (f"campaign.{name}", 2**63),
+                {"campaign": {name: ["Must be at most 9223372036854775807."]}},
+            )
+            for name in ("project_id", "scenario_id", "start_block_id", "phone_id")
+        ],
+        (
+            ("report.delay_minutes", 3_000_000_000),
+            {"report": {"delay_minutes": ["Must be at most 2147483647."]}},
+        ),
+        (
+            ("campaign.schedule.interval", 2**31),
+            {"campaign": {"schedule": {"interval": ["Must be at most 2147483647."]}}},
+        ),
+        (
+            ("campaign.schedule.interval", "9" * 5000),
+            {"campaign": {"schedule": {"interval": ["Must be at most 2147483647."]}}},
+        ),
+    ],
+)
+def test_numbers_stay_within_their_columns(change: tuple[str, Any], expected: dict) -> None:
+    assert errors_of(body_with(change)) == expected
+
+
+def test_the_largest_numbers_that_fit_are_taken() -> None:
+    request = load(
+        body_with(
+            ("campaign.project_id", 2**63 - 1),
+            ("campaign.schedule.interval", "0002147483647"),
+            ("report.delay_minutes", 2**31 - 1),
+        )
+    )
+    assert (request.project_id, request.interval) == (2**63 - 1, 2**31 - 1)
+
+
+@pytest.mark.parametrize("name", ["correlation_id", "reply_to", "message_id"])
+def test_the_kept_amqp_properties_are_checked_with_the_body(name: str) -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        load_call_request(
+            body_with(("campaign.project_id", 0)),
+            rules=SETTINGS.request_rules,
+            now=NOW,
+            properties={name: "x\x00y", "app_id": "\x00 is not kept"},
+        )
+    assert excinfo.value.messages == {
+        "campaign": {"project_id": ["Must be greater than or equal to 1."]},
+        "properties": {name: [NUL]},
+    }
+    assert load_call_request(
+        VALID_BODY, rules=SETTINGS.request_rules, now=NOW, properties={name: "crm.replies"}
+    )
 
 
 def test_fifty_thousand_phones_validate_in_well_under_a_second() -> None:

@@ -13,21 +13,22 @@ from adapters.store import (
     Event,
     NewCampaign,
     NewRequest,
+    PlatformView,
     SettleConflict,
     State,
     Store,
+    StoreMissing,
     open_store,
     utcnow,
 )
 from adapters.store.tables import SCHEMA_VERSION, schema_meta
 from tests.builders import call_request
-from tests.v2_store import make_v2_store, v2_row
+from tests.v2_store import V2_OUTBOX, V2_WORKERS, make_v2_store, v2_row
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request) -> Store:
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
-    store = open_store(url, pool_size=8)
+@pytest.fixture
+def store(store_url: str) -> Store:
+    store = open_store(store_url, pool_size=8)
     store.create_schema()
     yield store
     store.engine.dispose()
@@ -153,13 +154,37 @@ def test_a_requests_outcome_is_set_once(store: Store) -> None:
     )
 
 
+def test_health_reads_held_work_and_unknown_outcomes_off_the_campaigns(store: Store) -> None:
+    with store.transaction() as conn:
+        store.add_request(conn, new_request("r-2", campaigns=2))
+    first, _ = store.claim_create(owner=7, now=utcnow())
+    second, _ = store.claim_create(owner=7, now=utcnow())
+    with store.transaction() as conn:
+        store.settle_campaign(
+            conn,
+            first.id,
+            from_states=(State.SENDING,),
+            owner=7,
+            changes={"state": State.FAILED, "outcome": "unknown", "owner": None},
+        )
+    later = utcnow() + dt.timedelta(minutes=1)
+    assert [
+        (row["request_id"], row["group_no"], row["campaign_count"], row["state"], row["owner"])
+        for row in store.held_since(later)
+    ] == [("r-2", second.group_no, 2, "sending", 7)]
+    assert store.held_since(utcnow() - dt.timedelta(minutes=1)) == []
+    count, oldest = store.unknown_outcomes()
+    assert (count, oldest <= utcnow()) == (1, True)
+    assert store.get_request("r-2").state == "pending", "the request waits for its other one"
+
+
 def test_an_event_id_is_queued_once(store: Store) -> None:
     with store.transaction() as conn:
         assert store.add_event(conn, event("e-1"))
         assert not store.add_event(conn, event("e-1"))
-    with store.pending_events(10) as (batch, published):
+    with store.pending_events(10) as (batch, settlement):
         assert [pending.event.event_id for pending in batch] == ["e-1"]
-        published.append(batch[0].id)
+        settlement.published.append(batch[0].id)
     with store.pending_events(10) as (batch, _):
         assert batch == []
 
@@ -167,7 +192,7 @@ def test_an_event_id_is_queued_once(store: Store) -> None:
 def test_an_event_not_marked_published_stays_pending(store: Store) -> None:
     with store.transaction() as conn:
         store.add_event(conn, event("e-1"))
-    with pytest.raises(RuntimeError), store.pending_events(10) as (batch, _published):
+    with pytest.raises(RuntimeError), store.pending_events(10) as (batch, _settlement):
         raise RuntimeError("the broker went away before the confirm")
     with store.pending_events(10) as (batch, _):
         assert [pending.event.event_id for pending in batch] == ["e-1"]
@@ -196,6 +221,42 @@ def test_concurrent_claims_never_hand_out_a_row_twice(postgres_url: str) -> None
     store.engine.dispose()
 
 
+def test_a_refused_event_waits_and_a_set_aside_one_is_never_read_again(store: Store) -> None:
+    with store.transaction() as conn:
+        for n in range(4):
+            store.add_event(conn, dataclasses.replace(event(f"e-{n}"), request_id="r-1"))
+    with store.pending_events(10) as (batch, settlement):
+        refused, aside, readdressed, published = batch
+        settlement.refused[refused.id] = utcnow() + dt.timedelta(seconds=60)
+        settlement.set_aside[aside.id] = "no queue named 'x' took it"
+        settlement.readdressed[readdressed.id] = ("results-2", {"headers": {"h": "\x00\udc00"}})
+        settlement.published.append(published.id)
+    with store.pending_events(10) as (batch, _):
+        assert [(p.event.event_id, p.event.queue) for p in batch] == [("e-2", "results-2")]
+        assert batch[0].event.properties == {"headers": {"h": "\x00\udc00"}}
+    stats = store.stats()
+    assert (stats["outbox_backlog"], stats["outbox_refused"], stats["outbox_set_aside"]) == (
+        2,
+        1,
+        1,
+    )
+    assert stats["outbox_last_published_age_seconds"] < 60
+    shown = {e["event_id"]: (e["refusals"], e["set_aside_reason"]) for e in store.events_of("r-1")}
+    assert shown["e-0"] == (1, None)
+    assert shown["e-1"] == (0, "no queue named 'x' took it")
+
+
+def test_deliveries_are_counted_from_the_second_and_forgotten_once_settled(store: Store) -> None:
+    now = utcnow()
+    assert store.count_deliveries({"f1": "m-1", "f2": "sha256:ab"}, now) == {"f1": 2, "f2": 2}
+    assert store.count_deliveries({"f1": "m-1"}, now) == {"f1": 3}
+    assert store.most_delivered(now - dt.timedelta(minutes=1))["deliveries"] == 3
+    with store.transaction() as conn:
+        store.forget_deliveries(conn, ["f1"])
+    assert store.most_delivered(now - dt.timedelta(minutes=1))["message_key"] == "sha256:ab"
+    assert store.most_delivered(now + dt.timedelta(minutes=1)) is None
+
+
 def test_a_newer_schema_is_refused(store: Store) -> None:
     with store.transaction() as conn:
         conn.execute(sa.update(schema_meta).values(value=str(SCHEMA_VERSION + 1)))
@@ -203,14 +264,9 @@ def test_a_newer_schema_is_refused(store: Store) -> None:
         store.create_schema()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request) -> str:
-    return request.getfixturevalue(f"{request.param}_url")
-
-
-def test_a_version_1_store_is_migrated_with_its_phone_counts(database_url: str) -> None:
-    make_v2_store(database_url, [v2_row("r-old", "received", call_request("r-old"))], version=1)
-    store = open_store(database_url)
+def test_a_version_1_store_is_migrated_with_its_phone_counts(store_url: str) -> None:
+    make_v2_store(store_url, [v2_row("r-old", "received", call_request("r-old"))], version=1)
+    store = open_store(store_url)
     store.create_schema()
     (campaign,) = store.campaigns_of("r-old")
     assert campaign.phones_accepted == 2
@@ -219,11 +275,11 @@ def test_a_version_1_store_is_migrated_with_its_phone_counts(database_url: str) 
     store.engine.dispose()
 
 
-def test_a_version_2_store_becomes_one_campaign_per_request_as_it_stood(database_url) -> None:
+def test_a_version_2_store_becomes_one_campaign_per_request_as_it_stood(store_url: str) -> None:
     body = call_request("v2")
     due = dt.datetime(2026, 1, 1, 12, 0)
     make_v2_store(
-        database_url,
+        store_url,
         [
             v2_row("v2-received", "received", body),
             v2_row("v2-sending", "sending", body, owner=99, attempts=1),
@@ -232,7 +288,7 @@ def test_a_version_2_store_becomes_one_campaign_per_request_as_it_stood(database
             {**v2_row("v2-rejected", "rejected", body, outcome="rejected"), "create_body": None},
         ],
     )
-    store = open_store(database_url)
+    store = open_store(store_url)
     store.create_schema()
     seen = {
         request_id: (
@@ -252,4 +308,62 @@ def test_a_version_2_store_becomes_one_campaign_per_request_as_it_stood(database
     assert (reported.campaign_id, reported.report_due_at) == (7, due.replace(tzinfo=dt.UTC))
     assert store.get_request("v2-received").purpose == "scenario:951"
     assert store.claim_create(owner=1, now=utcnow())[0].request_id == "v2-received"
+    assert store.unknown_outcomes()[0] == 1
     store.engine.dispose()
+
+
+def test_a_version_2_outbox_is_migrated_and_its_events_stay_pending(store_url: str) -> None:
+    make_v2_store(store_url, [])
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(
+            V2_OUTBOX.insert().values(
+                event_id="e-old",
+                event_type="campaign.created",
+                queue="results",
+                body=b"{}",
+                properties="{}",
+                created_at=dt.datetime(2026, 1, 1),
+            )
+        )
+    engine.dispose()
+    store = open_store(store_url)
+    store.create_schema()
+    with store.pending_events(10) as (batch, _):
+        assert [(p.event.event_id, p.refusals) for p in batch] == [("e-old", 0)]
+    store.engine.dispose()
+
+
+def test_a_version_2_store_is_migrated_so_that_workers_show_the_platform(store_url: str) -> None:
+    make_v2_store(store_url, [])
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        started = dt.datetime(2026, 12, 1, 8, 0)
+        worker = conn.execute(
+            V2_WORKERS.insert()
+            .values(hostname="h", pid=1, started_at=started, heartbeat_at=started)
+            .returning(V2_WORKERS.c.worker_key)
+        ).scalar_one()
+    engine.dispose()
+    store = open_store(store_url)
+    store.create_schema()
+    failing = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+    store.heartbeat(
+        worker,
+        PlatformView(platform_failing_since=failing, platform_error="no answer", pause_status=401),
+    )
+    (row,) = store.workers()
+    assert (row["platform_failing_since"], row["platform_error"], row["pause_status"]) == (
+        failing,
+        "no answer",
+        401,
+    )
+    assert row["platform_ok_at"] is None
+    store.engine.dispose()
+
+
+def test_a_command_never_makes_a_sqlite_store_it_was_to_read(tmp_path) -> None:
+    path = tmp_path / "elsewhere" / "callbridge.db"
+    with pytest.raises(StoreMissing, match=f"DATABASE_URL: no store at {path}"):
+        open_store(f"sqlite:///{path}", must_exist=True)
+    assert not path.parent.exists()

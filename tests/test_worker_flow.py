@@ -6,15 +6,16 @@ messages on the dead-letter queue, campaigns the sandbox received.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 
 import pytest
 
+from adapters.store import open_store
 from tests.builders import call_request, phone, publish
-from tests.plugins.services import callbridge
-
-pytestmark = [pytest.mark.rabbitmq]
+from tests.plugins.services import callbridge, wait_until_at_rest
+from tests.waiting import eventually
 
 TERMINAL = {"campaign.created", "campaign.rejected", "campaign.failed"}
 
@@ -25,7 +26,7 @@ def of_type(events: list[dict], event_type: str) -> list[dict]:
 
 @pytest.fixture
 def worker(make_sandbox, worker_env, start_worker, sqlite_url):
-    """Start a worker on SQLite against a sandbox made with the given options."""
+    """Start a worker on SQLite (``sqlite_url``) against a sandbox made with the given options."""
 
     def start(database_url: str = sqlite_url, sandbox=None, **env):
         sandbox = sandbox or make_sandbox()
@@ -87,19 +88,29 @@ def test_reply_to_gets_the_events_and_correlation_defaults_to_the_request_id(
 
 
 def test_the_same_message_three_times_makes_one_campaign(
-    worker, rabbitmq_url, queues, results_reader
+    worker, rabbitmq_url, queues, results_reader, sqlite_url
 ):
     process, sandbox = worker()
     for _ in range(3):
         publish(rabbitmq_url, queues.requests, call_request("flow-3"))
-    process.wait_for_log('"duplicate"')
-    process.wait_for_log('"duplicate"')
+    process.wait_for_log('"duplicate"', count=2)
     results_reader.wait_for(lambda events: events)
-    time.sleep(1)
+    wait_until_at_rest(sqlite_url)
     results_reader.poll()
     assert [e["event_id"] for e in results_reader.bodies()] == ["flow-3:campaign.created"]
     assert len(sandbox.campaigns) == 1
     assert process.log_text().count('"duplicate"') == 2
+
+
+def published(database_url: str, request_id: str) -> bool:
+    """Whether the store has marked every event of the request published (never to be
+    published again)."""
+    store = open_store(database_url, pool_size=1)
+    try:
+        events = store.events_of(request_id)
+    finally:
+        store.engine.dispose()
+    return bool(events) and all(event["published_at"] for event in events)
 
 
 GARBAGE = [
@@ -131,6 +142,7 @@ def test_a_malformed_message_is_dead_lettered_unchanged_and_rejected(
     reason,
 ):
     _process, sandbox = worker(MAX_MESSAGE_BYTES="4096")
+    published_at = dt.datetime.now(dt.UTC)
     publish(rabbitmq_url, queues.requests, body, content_type=content_type)
     publish(rabbitmq_url, queues.requests, call_request("after-garbage"))
 
@@ -145,6 +157,10 @@ def test_a_malformed_message_is_dead_lettered_unchanged_and_rejected(
     assert properties.get("content_type") == content_type, "the dead letter must be unchanged"
     headers = properties["headers"]
     assert reason in headers["x-callbridge-reason"]
+    assert json.loads(headers["x-callbridge-errors"]) == rejected["errors"]
+    assert headers.get("x-callbridge-request-id") == request_id
+    rejected_at = dt.datetime.fromisoformat(headers["x-callbridge-rejected-at"])
+    assert published_at <= rejected_at <= dt.datetime.now(dt.UTC)
     assert headers["x-original-queue"] == queues.requests
     assert len(sandbox.campaigns) == 1
 
@@ -166,7 +182,7 @@ def test_a_malformed_message_is_dead_lettered_unchanged_and_rejected(
     ],
 )
 def test_each_platform_refusal_ends_in_one_failed_event_never_resent(
-    worker, make_sandbox, rabbitmq_url, queues, results_reader, faults, status, outcome
+    worker, make_sandbox, rabbitmq_url, queues, results_reader, sqlite_url, faults, status, outcome
 ):
     sandbox = make_sandbox(create_faults=faults)
     worker(sandbox=sandbox, HTTP_TIMEOUT_SECONDS="1")
@@ -175,10 +191,45 @@ def test_each_platform_refusal_ends_in_one_failed_event_never_resent(
     assert failed["type"] == "campaign.failed"
     assert failed["outcome"] == outcome
     assert failed["error"]["status"] == status
-    time.sleep(2)
+    wait_until_at_rest(sqlite_url)
     creates = [r for r in sandbox.requests if r.path == "/api/campaigns"]
     assert len(creates) == 1, "a refused request must not be sent again"
     assert len(results_reader.poll()) == 0
+
+
+def test_a_retry_after_longer_than_the_backoff_is_honoured(
+    worker, make_sandbox, rabbitmq_url, queues, results_reader
+):
+    """The first retry's backoff is about a second; the platform asks for four."""
+    sandbox = make_sandbox(create_faults=["503:retry-after=4"])
+    worker(sandbox=sandbox)
+    publish(rabbitmq_url, queues.requests, call_request("flow-retry-after"))
+    (created,) = results_reader.wait_for(lambda events: events)
+    assert created["type"] == "campaign.created"
+    first, second = [r for r in sandbox.requests if r.path == "/api/campaigns"]
+    assert (first.status, second.status) == (503, 200)
+    assert second.received_at - first.received_at >= 4
+
+
+def test_an_invalid_message_with_a_known_request_id_is_dead_lettered_and_changes_nothing(
+    worker, rabbitmq_url, queues, results_reader, dead_letter_reader, sqlite_url
+):
+    _process, sandbox = worker()
+    publish(rabbitmq_url, queues.requests, call_request("flow-known"))
+    results_reader.wait_for(lambda events: events)
+    invalid = call_request("flow-known", schedule={"attempts": 9})
+    publish(rabbitmq_url, queues.requests, invalid)
+
+    (dead,) = dead_letter_reader.wait_for(lambda bodies: bodies)
+    assert json.loads(dead) == invalid
+    headers = dead_letter_reader.seen[0][1]["headers"]
+    assert headers["x-callbridge-request-id"] == "flow-known"
+    assert "breaks the contract" in headers["x-callbridge-reason"]
+    assert "attempts" in headers["x-callbridge-errors"]
+    wait_until_at_rest(sqlite_url)
+    assert results_reader.poll() == [], "the CRM holds this request's outcome already"
+    assert [e["event_id"] for e in results_reader.bodies()] == ["flow-known:campaign.created"]
+    assert len(sandbox.campaigns) == 1
 
 
 def test_an_unavailable_platform_is_retried_until_it_creates(
@@ -216,11 +267,10 @@ def test_a_refused_port_is_retried_as_nothing_created(
     worker_env,
     start_worker,
     sqlite_url,
+    refused_port,
 ):
-    from tests.plugins.services import free_port
-
     start_worker(
-        worker_env(f"http://127.0.0.1:{free_port()}", sqlite_url, RETRY_MAX_MINUTES="0.05")
+        worker_env(f"http://127.0.0.1:{refused_port}", sqlite_url, RETRY_MAX_MINUTES="0.05")
     )
     publish(rabbitmq_url, queues.requests, call_request("flow-refused"))
     (failed,) = results_reader.wait_for(lambda events: events, timeout=40)
@@ -288,7 +338,7 @@ def test_phones_are_masked_in_the_log(worker, rabbitmq_url, queues, results_read
 
 
 def test_an_event_the_broker_refuses_does_not_hold_back_or_repeat_the_others(
-    worker, rabbitmq_url, queues, results_reader
+    worker, rabbitmq_url, queues, results_reader, sqlite_url
 ):
     """A CRM's reply_to queue that rejects what does not fit nacks our publish: that event
     stays queued (retried), while the events batched with it go out once each."""
@@ -308,7 +358,10 @@ def test_an_event_the_broker_refuses_does_not_hold_back_or_repeat_the_others(
         publish(rabbitmq_url, queues.requests, call_request("normal"))
         process.wait_for_log('"event refused by the broker"')
         results_reader.wait_for(lambda events: events)
-        time.sleep(3)
+        eventually(lambda: published(sqlite_url, "normal"), what="normal's event marked published")
+        # The relay tries the refused events again: from now on, without the published one.
+        refusals = process.log_text().count('"event refused by the broker"')
+        process.wait_for_log('"event refused by the broker"', count=refusals + 1)
         results_reader.poll()
         assert [e["event_id"] for e in results_reader.bodies()] == ["normal:campaign.created"]
     finally:

@@ -1,5 +1,6 @@
-"""A store as callbridge made it at schema version 2 (one campaign per request, in its row),
-frozen here so that migrating it can be tested on both databases."""
+"""A store as callbridge made it at schema version 2 (one campaign per request, in its row; no
+outbox refusals, no workers' view of the platform), frozen here so that migrating it through
+every later step can be tested on both databases."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from adapters.store.tables import outbox_table, schema_meta, workers_table
+from adapters.store.tables import schema_meta
 from schemas.phones import normalise_phone
 
 _V2 = sa.MetaData()
@@ -51,6 +52,29 @@ V2_REQUESTS = sa.Table(
     ),
     sa.Index("ix_callbridge_requests_campaign", "campaign_id"),
 )
+V2_OUTBOX = sa.Table(
+    "callbridge_outbox",
+    _V2,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("event_id", sa.String(255), nullable=False, unique=True),
+    sa.Column("request_id", sa.String(128)),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("queue", sa.String(255), nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("properties", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("published_at", sa.DateTime),
+    sa.Index("ix_callbridge_outbox_pending", "published_at", "id"),
+)
+V2_WORKERS = sa.Table(
+    "callbridge_workers",
+    _V2,
+    sa.Column("worker_key", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("hostname", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("heartbeat_at", sa.DateTime, nullable=False),
+)
 
 
 def make_v2_store(database_url: str, rows: list[dict[str, Any]], *, version: int = 2) -> None:
@@ -58,7 +82,7 @@ def make_v2_store(database_url: str, rows: list[dict[str, Any]], *, version: int
     engine = sa.create_engine(database_url)
     with engine.begin() as conn:
         _V2.create_all(conn)
-        schema_meta.metadata.create_all(conn, tables=[schema_meta, outbox_table, workers_table])
+        schema_meta.create(conn)
         conn.execute(schema_meta.insert().values(key="schema_version", value=str(version)))
         if rows:
             conn.execute(V2_REQUESTS.insert(), rows)

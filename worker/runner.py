@@ -5,8 +5,11 @@
 - a relay thread publishes the outbox;
 - a housekeeping thread beats the worker's heartbeat and settles dead workers' rows.
 
-SIGTERM/SIGINT stop intake at once, let the step threads finish the call they are in (bounded
-by the HTTP timeout), publish what is pending, and exit 0.
+SIGTERM/SIGINT stop intake at once — also while the broker cannot be reached, between two
+connection tries — let the step threads finish the call they are in (bounded by
+HTTP_CALL_DEADLINE_SECONDS), publish what is pending if the broker is there, and exit 0. A
+worker that loses its liveness lock exits 3; a SQLite worker whose database file vanished
+exits 4.
 """
 
 from __future__ import annotations
@@ -17,18 +20,25 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 from adapters import broker, error_reporting, metrics
-from adapters.config import Settings
+from adapters.config import (
+    Settings,
+    describe_broker,
+    describe_queues,
+    describe_store,
+    without_password,
+)
 from adapters.liveness import Liveness, hold_liveness
 from adapters.logs import configure_logging, secrets_from, state_change
-from adapters.platform_client import PlatformClient
 from adapters.store import Store, open_store
 from handlers.accept import Verdict
 from handlers.context import StepContext
 from handlers.create import create_next
 from handlers.orphans import settle_orphans
+from handlers.platform_watch import PlatformWatch, WatchedPlatform
 from handlers.relay import Relay
 from handlers.report import report_next
 from worker import __version__
@@ -40,6 +50,9 @@ IDLE_WAIT_SECONDS = 1.0
 HOUSEKEEPING_SECONDS = 2.0
 LOOP_ERROR_PAUSE_SECONDS = 2.0
 EXIT_LOST_LIVENESS = 3
+EXIT_STORE_GONE = 4
+# What a step thread may take beyond its call's deadline to settle it, at shutdown.
+SETTLE_SECONDS = 5.0
 
 
 class Worker:
@@ -49,6 +62,7 @@ class Worker:
         self.stopping = threading.Event()
         self.work_ready = threading.Event()
         self.exit_code = 0
+        self.platform_watch = PlatformWatch()
         owner = store.register_worker(hostname=socket.gethostname(), pid=os.getpid())
         try:
             self.liveness: Liveness = hold_liveness(store, owner)
@@ -65,7 +79,9 @@ class Worker:
             on_verdict=self._on_verdict,
             stopping=self.stopping,
         )
-        self.relay = Relay(store, broker.connect(settings), ready=self.ctx.outbox_ready)
+        self.relay = Relay(
+            store, broker.connect(settings), ready=self.ctx.outbox_ready, settings=settings
+        )
 
     # -- running -------------------------------------------------------------------------
 
@@ -78,6 +94,10 @@ class Worker:
             worker=self.ctx.owner,
             version=__version__,
             orphans_settled=settled,
+            broker=describe_broker(self.settings.broker_url),
+            store=describe_store(self.settings.database_url),
+            platform=without_password(self.settings.is74_api_url),
+            queues=describe_queues(self.settings),
         )
         threads = [
             self._thread("relay", lambda: self.relay.run(self.stopping.is_set)),
@@ -101,8 +121,10 @@ class Worker:
         """Shares everything but the HTTP session: one per thread."""
         return dataclasses.replace(self.ctx, platform=self._platform_client())
 
-    def _platform_client(self) -> PlatformClient:
-        return PlatformClient(self.settings, observe=metrics.observe_platform_call)
+    def _platform_client(self) -> WatchedPlatform:
+        return WatchedPlatform(
+            self.settings, watch=self.platform_watch, observe=metrics.observe_platform_call
+        )
 
     def _thread(self, name: str, target: Callable[..., None], *args: object) -> threading.Thread:
         thread = threading.Thread(
@@ -140,7 +162,18 @@ class Worker:
                 self.exit_code = EXIT_LOST_LIVENESS
                 self.stop()
                 return
-            self.store.heartbeat(self.ctx.owner)
+            gone = self.liveness.store_gone()
+            if gone is not None:
+                log.critical(
+                    "%s; stopping: what this worker stores now would be lost. Put the store "
+                    "back, or start a worker on a new one (its requests' states are lost)",
+                    gone,
+                )
+                self.exit_code = EXIT_STORE_GONE
+                self.stop()
+                return
+            view = self.platform_watch.view(pause_left=self.ctx.gate.seconds_left())
+            self.store.heartbeat(self.ctx.owner, view)
             settle_orphans(self.ctx, self.liveness)
 
     def _on_verdict(self, verdict: Verdict) -> None:
@@ -151,23 +184,33 @@ class Worker:
 
     # -- stopping ------------------------------------------------------------------------
 
-    def _shutdown(self, threads: list[threading.Thread]) -> None:
-        self.stop()
-        budget = self.settings.http_timeout_seconds + 5
-        for thread in threads:
-            if thread.name != "relay":
-                thread.join(budget)
-        for thread in threads:
-            if thread.name == "relay":
-                thread.join(10)
+    def _publish_before_exit(self) -> None:
+        """Publish what the steps stored while stopping, unless the relay could not reach the
+        broker lately: that is not waited for again (the events stay queued)."""
+        if self.relay.broker_failing:
+            log.info("the broker is not reachable: pending events stay queued for the next run")
+            return
         try:
             published = self.relay.drain()
-        except Exception:  # unsent events stay in the outbox for the next run
+        except Exception as exc:  # unsent events stay in the outbox for the next run
             log.warning(
-                "could not publish every pending event before exit; they stay queued", exc_info=True
+                "could not publish every pending event before exit (%s); they stay queued",
+                type(exc).__name__,
             )
         else:
             log.info("published %d pending events before exit", published)
+
+    def _shutdown(self, threads: list[threading.Thread]) -> None:
+        self.stop()
+        # One budget for all: the step threads' calls run side by side, each cut at its deadline.
+        ends_at = time.monotonic() + self.settings.http_call_deadline_seconds + SETTLE_SECONDS
+        for thread in threads:
+            if thread.name != "relay":
+                thread.join(max(0.0, ends_at - time.monotonic()))
+        for thread in threads:
+            if thread.name == "relay":
+                thread.join(10)
+        self._publish_before_exit()
         self.store.unregister_worker(self.ctx.owner)
         self.liveness.close()
         error_reporting.flush()

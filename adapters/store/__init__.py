@@ -8,16 +8,18 @@ state change made in one transaction with its event can never be half done.
 The store is SQLAlchemy Core over SQLite (one worker process) or PostgreSQL (any number), in
 parts: the tables and their migrations, the engine, a request and its outcome (``requests``),
 the life of each campaign a request was planned as (``campaigns``), the outbox, the registered
-workers, and the read models that health, metrics and the operator's commands show. ``Store``
-is all of them over one engine.
+workers, the count of messages delivered again, and the read models that health, metrics and
+the operator's commands show. ``Store`` is all of them over one engine.
 """
 
 from __future__ import annotations
 
 from adapters.store.campaigns import SettleConflict
-from adapters.store.engine import create_engine
+from adapters.store.deliveries import Deliveries
+from adapters.store.engine import StoreMissing, create_engine
+from adapters.store.faults import describe_store_fault, is_store_fault
 from adapters.store.migrations import Migrations
-from adapters.store.outbox import Outbox
+from adapters.store.outbox import Outbox, Settlement
 from adapters.store.read_models import ReadModels
 from adapters.store.records import (
     CampaignRow,
@@ -25,6 +27,7 @@ from adapters.store.records import (
     NewCampaign,
     NewRequest,
     PendingEvent,
+    PlatformView,
     RequestRow,
     utcnow,
 )
@@ -41,18 +44,25 @@ __all__ = [
     "NewCampaign",
     "NewRequest",
     "PendingEvent",
+    "PlatformView",
     "RequestRow",
     "SettleConflict",
+    "Settlement",
     "State",
     "Store",
+    "StoreMissing",
+    "describe_store_fault",
+    "is_store_fault",
     "open_store",
     "utcnow",
 ]
 
 
-class Store(Migrations, Workers, Requests, Outbox, ReadModels):
+class Store(Migrations, Workers, Requests, Outbox, Deliveries, ReadModels):
     """Every part of the store over one engine."""
 
 
-def open_store(database_url: str, *, pool_size: int = 5) -> Store:
-    return Store(create_engine(database_url, pool_size=pool_size))
+def open_store(database_url: str, *, pool_size: int = 5, must_exist: bool = False) -> Store:
+    """The store at ``database_url``. The worker makes it if need be; an operator's command
+    passes ``must_exist``, so that it never answers from an empty store it just made."""
+    return Store(create_engine(database_url, pool_size=pool_size, must_exist=must_exist))

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from adapters.config import ConfigError
 from adapters.store.tables import metadata
 
 # An execution option marking a connection that only reads (see ``Database.reading``).
@@ -80,8 +81,20 @@ def _insert_ignoring(table_name: str, key: str, columns: tuple[str, ...]) -> sa.
     ).bindparams(*(sa.bindparam(column, type_=table.c[column].type) for column in columns))
 
 
-def create_engine(database_url: str, *, pool_size: int) -> Engine:
+class StoreMissing(ConfigError):
+    """An operator's command found no SQLite file where DATABASE_URL points: it would have
+    made an empty store and answered from it."""
+
+
+def create_engine(database_url: str, *, pool_size: int, must_exist: bool = False) -> Engine:
+    """An engine on the store; ``must_exist``: refuse a SQLite file that is not there."""
     if database_url.startswith("sqlite"):
+        path = sa.engine.make_url(database_url).database
+        if must_exist and path and path != ":memory:" and not pathlib.Path(path).is_file():
+            raise StoreMissing(
+                f"DATABASE_URL: no store at {path} (no worker has run on it); run the command "
+                "with the worker's DATABASE_URL, or from the folder the worker runs in"
+            )
         return _sqlite_engine(database_url)
     return sa.create_engine(
         database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True

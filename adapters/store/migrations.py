@@ -15,7 +15,13 @@ from sqlalchemy.engine import Connection
 
 from adapters.store.engine import Database
 from adapters.store.states import State
-from adapters.store.tables import SCHEMA_VERSION, metadata, schema_meta
+from adapters.store.tables import (
+    PLATFORM_VIEW_COLUMNS,
+    SCHEMA_VERSION,
+    metadata,
+    outbox_table,
+    schema_meta,
+)
 
 # Serialises the DDL of workers starting at once on one PostgreSQL database.
 _DDL_LOCK = "SELECT pg_advisory_xact_lock(7407, 0)"
@@ -73,7 +79,22 @@ def _count_accepted_phones(conn: Connection) -> None:
         )
 
 
-# The columns of a request's one campaign that move to the campaign's own row in version 3.
+def _show_platform_view(conn: Connection) -> None:
+    """3: each worker writes what it has seen of the platform (failures, the auth pause) with its
+    heartbeat, so that ``health`` and ``status`` can tell."""
+    for column in PLATFORM_VIEW_COLUMNS:
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE callbridge_workers ADD COLUMN {column.name} {kind}"))
+
+
+def _outbox_set_aside(conn: Connection) -> None:
+    """4: an event the broker refuses is retried later, and set aside when it refuses for good."""
+    for name in ("refusals", "retry_at", "set_aside_at", "set_aside_reason"):
+        column = sa.schema.CreateColumn(outbox_table.c[name]).compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE {outbox_table.name} ADD COLUMN {column}"))
+
+
+# The columns of a request's one campaign that move to the campaign's own row in version 5.
 _CAMPAIGN_COLUMNS = (
     "create_body",
     "contacts",
@@ -113,7 +134,7 @@ _V2_INDEXES = (
 
 
 def _campaign_per_request(conn: Connection) -> None:
-    """3: a request may be planned as several campaigns, each with its own row, claim and
+    """5: a request may be planned as several campaigns, each with its own row, claim and
     settlement. A request an older callbridge stored becomes campaign 1 of 1, as it stood —
     in flight included: a ``sending`` one stays ``sending`` for orphan settlement to find."""
     for column, kind in (
@@ -147,5 +168,7 @@ def _campaign_per_request(conn: Connection) -> None:
 # version -> the step that brings a store of the version before it there.
 STEPS: dict[int, Callable[[Connection], None]] = {
     2: _count_accepted_phones,
-    3: _campaign_per_request,
+    3: _show_platform_view,
+    4: _outbox_set_aside,
+    5: _campaign_per_request,
 }

@@ -38,9 +38,28 @@ class Event:
 
 
 @dataclasses.dataclass(frozen=True)
+class PlatformView:
+    """What one worker has seen of the platform lately; its heartbeat writes it for others.
+
+    ``failing_since``: the first call that got no usable answer (no connection, a timeout, a
+    5xx, a 429) since the last one that did (``ok_at``). ``paused_*``: the platform refuses the
+    token, and calls wait until ``paused_until``.
+    """
+
+    platform_ok_at: dt.datetime | None = None
+    platform_failing_since: dt.datetime | None = None
+    platform_error: str | None = None
+    paused_since: dt.datetime | None = None
+    paused_until: dt.datetime | None = None
+    pause_status: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class PendingEvent:
     id: int
     event: Event
+    # How often the broker refused it so far.
+    refusals: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The store's tables: requests, their campaigns with their state, the outbox of events, the
-live workers."""
+live workers, and the messages that came back."""
 
 from __future__ import annotations
 
@@ -7,11 +7,22 @@ import sqlalchemy as sa
 
 from adapters.store.states import PENDING_CREATE
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 
 _PENDING_CREATE_SQL = " OR ".join(f"state = '{state}'" for state in PENDING_CREATE)
+_WAITING_SQL = "published_at IS NULL AND set_aside_at IS NULL"
 
 metadata = sa.MetaData()
+
+# The workers' columns added by schema version 3, so that health and status can read them.
+PLATFORM_VIEW_COLUMNS = (
+    sa.Column("platform_ok_at", sa.DateTime),
+    sa.Column("platform_failing_since", sa.DateTime),
+    sa.Column("platform_error", sa.String(255)),
+    sa.Column("paused_since", sa.DateTime),
+    sa.Column("paused_until", sa.DateTime),
+    sa.Column("pause_status", sa.Integer),
+)
 
 schema_meta = sa.Table(
     "callbridge_meta",
@@ -114,7 +125,20 @@ outbox_table = sa.Table(
     sa.Column("properties", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("published_at", sa.DateTime),
+    # How often the broker refused (nacked) it, and when to try again after the last refusal.
+    sa.Column("refusals", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("retry_at", sa.DateTime),
+    # An event the broker refuses for good is set aside, so that the others flow on.
+    sa.Column("set_aside_at", sa.DateTime),
+    sa.Column("set_aside_reason", sa.Text),
     sa.Index("ix_callbridge_outbox_pending", "published_at", "id"),
+    # The relay's scan: set-aside events would otherwise be passed over at every poll.
+    sa.Index(
+        "ix_callbridge_outbox_waiting",
+        "id",
+        postgresql_where=sa.text(_WAITING_SQL),
+        sqlite_where=sa.text(_WAITING_SQL),
+    ),
 )
 
 workers_table = sa.Table(
@@ -125,4 +149,22 @@ workers_table = sa.Table(
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("started_at", sa.DateTime, nullable=False),
     sa.Column("heartbeat_at", sa.DateTime, nullable=False),
+    # What the worker has seen of the platform, written with each heartbeat (``PlatformView``).
+    *PLATFORM_VIEW_COLUMNS,
+)
+
+# Messages delivered again (the broker's ``redelivered`` flag), counted before intake handles
+# them, so that a message which keeps failing, or keeps killing the worker, ends after
+# ``MAX_DELIVERIES``. A row goes when its message is settled.
+deliveries_table = sa.Table(
+    "callbridge_deliveries",
+    metadata,
+    # SHA-256 (hex) of the message_id and the body.
+    sa.Column("fingerprint", sa.String(64), primary_key=True),
+    # How an operator finds it: its message_id (fitted to 255 bytes), or sha256:<body hash>.
+    sa.Column("message_key", sa.String(255), nullable=False),
+    sa.Column("deliveries", sa.Integer, nullable=False),
+    sa.Column("first_at", sa.DateTime, nullable=False),
+    sa.Column("last_at", sa.DateTime, nullable=False),
+    sa.Index("ix_callbridge_deliveries_last", "last_at"),
 )

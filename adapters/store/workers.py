@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from adapters.store.engine import Database
-from adapters.store.records import naive, utcnow
+from adapters.store.records import PlatformView, naive, utcnow
 from adapters.store.states import IN_FLIGHT
 from adapters.store.tables import campaigns_table, workers_table
 
@@ -21,12 +24,22 @@ class Workers(Database):
                 .returning(workers_table.c.worker_key)
             ).scalar_one()
 
-    def heartbeat(self, worker_key: int) -> None:
+    def heartbeat(self, worker_key: int, view: PlatformView | None = None) -> None:
+        """Beat, and show what the worker has seen of the platform (when given)."""
+        shown = (
+            {}
+            if view is None
+            else {field.name: getattr(view, field.name) for field in dataclasses.fields(view)}
+        )
+        values = {
+            name: naive(value) if isinstance(value, dt.datetime) else value
+            for name, value in shown.items()
+        }
         with self.transaction() as conn:
             conn.execute(
                 workers_table.update()
                 .where(workers_table.c.worker_key == worker_key)
-                .values(heartbeat_at=naive(utcnow()))
+                .values(heartbeat_at=naive(utcnow()), **values)
             )
 
     def unregister_worker(self, worker_key: int) -> None:

@@ -1,15 +1,17 @@
 """``callbridge demo``: the whole loop on a bare machine, printed as it happens.
 
 It starts the sandbox platform and a real ``callbridge run`` as processes beside it, on the
-embedded defaults (a file broker and a SQLite store under ``var/demo/``, made afresh), sends
-a sample request whose calling window closes about a minute from now, and prints every result
-event the CRM would receive: ``campaign.created`` at once, ``campaign.report`` when the window
-is over.
+embedded defaults (a file broker and a SQLite store under ``var/demo/``, made afresh; the
+worker's and the sandbox's logs there too), sends a sample request whose calling window closes
+about a minute from now, and prints every result event the CRM would receive:
+``campaign.created`` at once, ``campaign.report`` when the window is over. Stopped with Ctrl-C,
+it says where it was, and how to look at what it left.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -20,12 +22,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from typing import IO
 from zoneinfo import ZoneInfo
 
 from adapters import broker
-from adapters.config import Settings, load_settings
+from adapters.config import BROKER, QUEUES, STORE, Settings, load_settings, where
 from worker.commands.send import publish_request
 
+USES = ()  # it makes its own, and names them
 DEMO_DIR = pathlib.Path("var/demo")
 DEMO_TOKEN = "demo-token"
 FINAL_EVENTS = {"campaign.rejected", "campaign.failed", "campaign.report_failed"}
@@ -45,13 +49,41 @@ def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
 def run_demo(settings: Settings, *, phones: int, timeout: float) -> int:
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     DEMO_DIR.mkdir(parents=True)
-    sandbox, sandbox_url = start_sandbox(DEMO_TOKEN, "--report-missing-every", "3")
+    stage = Stage("starting the sandbox platform")
+    try:
+        return _demo(settings, phones=phones, timeout=timeout, stage=stage)
+    except KeyboardInterrupt:
+        say(f"stopped by Ctrl-C while {stage.doing}; the worker and the sandbox are stopped")
+        if stage.request_id:
+            say(
+                f"see what became of request {stage.request_id}: DATABASE_URL="
+                f"sqlite:///{DEMO_DIR.absolute()}/callbridge.db callbridge status "
+                f"{stage.request_id}"
+            )
+        raise
+
+
+@dataclasses.dataclass
+class Stage:
+    """Where the demo is, to say so when it is stopped."""
+
+    doing: str
+    request_id: str | None = None
+
+
+def _demo(settings: Settings, *, phones: int, timeout: float, stage: Stage) -> int:
+    with open(DEMO_DIR / "sandbox.log", "wb") as sandbox_log:
+        sandbox, sandbox_url = start_sandbox(
+            DEMO_TOKEN, "--report-missing-every", "3", log=sandbox_log
+        )
     env = _worker_env(settings, sandbox_url)
     demo_settings = load_settings(env)
     log_path = DEMO_DIR / "worker.log"
-    say(f"sandbox platform listening on {sandbox_url}")
+    say(f"sandbox platform listening on {sandbox_url}; its log: {DEMO_DIR / 'sandbox.log'}")
+    say(f"using {where(demo_settings, (BROKER, STORE, QUEUES))}")
     try:
         with open(log_path, "wb") as log_file:
+            stage.doing = "starting the worker"
             worker = subprocess.Popen(
                 [sys.executable, "-m", "worker", "run"],
                 env=env,
@@ -60,15 +92,18 @@ def run_demo(settings: Settings, *, phones: int, timeout: float) -> int:
             )
             say(f"worker started (pid {worker.pid}); its log: {log_path}")
             try:
+                stage.doing = "sending the sample request"
                 request = sample_request(demo_settings, phones=phones)
+                stage.request_id = request["request_id"]
                 publish_request(demo_settings, json.dumps(request, ensure_ascii=False).encode())
+                stage.doing = f"waiting for request {stage.request_id}'s campaign.created"
                 window = request["campaign"]["schedule"]
                 say(
                     f"sent request {request['request_id']} with {phones + 1} phones (one "
                     f"unreadable); calling window {window['start_time']}–{window['end_time']} "
                     f"{window['timezone']}, report right after it"
                 )
-                finished = _print_events(demo_settings, timeout=timeout)
+                finished = _print_events(demo_settings, timeout=timeout, stage=stage)
             finally:
                 worker.send_signal(signal.SIGTERM)
                 code = worker.wait(40)
@@ -80,12 +115,16 @@ def run_demo(settings: Settings, *, phones: int, timeout: float) -> int:
     return 0 if finished and code == 0 else 1
 
 
-def start_sandbox(token: str, *options: str) -> tuple[subprocess.Popen, str]:
-    """``python -m sandbox`` on a free port; the process and the URL it announced."""
+def start_sandbox(
+    token: str, *options: str, log: IO[bytes] | int = subprocess.DEVNULL
+) -> tuple[subprocess.Popen, str]:
+    """``python -m sandbox`` on a free port, its log of calls to ``log``; the process and the
+    URL it announced."""
     process = subprocess.Popen(
         [sys.executable, "-m", "sandbox", "--port", "0", *options],
         env={**os.environ, "IS74_API_TOKEN": token},
         stdout=subprocess.PIPE,
+        stderr=log,
         text=True,
     )
     line = process.stdout.readline()  # "is74 sandbox listening on http://127.0.0.1:PORT (...)"
@@ -139,7 +178,7 @@ def sample_request(settings: Settings, *, phones: int, minutes: int = 1) -> dict
     }
 
 
-def _print_events(settings: Settings, *, timeout: float) -> bool:
+def _print_events(settings: Settings, *, timeout: float, stage: Stage) -> bool:
     """Print result events until the request's story is over; False on a timeout.
 
     ``timeout`` counts from the send, and again from the report's due time.
@@ -165,6 +204,7 @@ def _print_events(settings: Settings, *, timeout: float) -> bool:
                     wait = (due - dt.datetime.now(dt.UTC)).total_seconds()
                     deadline = time.monotonic() + max(0.0, wait) + timeout
                     say(f"waiting for the report, due at {event['report_due_at']} …")
+                    stage.doing = f"waiting for the report, due at {event['report_due_at']}"
         finally:
             queue.close()
 

@@ -1,7 +1,9 @@
-"""``callbridge report CAMPAIGN_ID``: fetch a campaign's report now and publish it.
+"""``callbridge report CAMPAIGN_ID``: fetch a campaign's report and publish it.
 
-What may be fetched, and under which ids, is ``handlers.manual_report``'s to decide. This
-process publishes the report itself, so it works with no worker running.
+What may be fetched, when, and under which ids, is ``handlers.manual_report``'s to decide: once
+the report is due, or before with ``--now``. This process publishes the report itself, so it
+works with no worker running. ``--preview`` fetches the report and prints it (phones masked),
+storing and publishing nothing.
 """
 
 from __future__ import annotations
@@ -9,30 +11,37 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import json
 import sys
 
-from adapters.config import Settings
-from adapters.logs import configure_logging, secrets_from
+from adapters.config import BROKER, PLATFORM, QUEUES, STORE, Settings
+from adapters.logs import PHONE_KEYS, configure_logging, mask_document, secrets_from
 from adapters.platform_client import PlatformClient
 from adapters.store import Store, open_store, utcnow
 from handlers.context import StepContext
 from handlers.manual_report import (
     EXIT_REFUSED,
     NOT_A_WORKER,
+    Plan,
+    Preview,
     Refused,
     ReportArgs,
     fetch_and_store,
     plan_report,
+    preview,
 )
 from handlers.publish_now import PublishFailed, publish_events
 from handlers.report import ReportJob
 from schemas.events import CAMPAIGN_REPORT
 from schemas.platform import format_utc_timestamp
+from worker.commands import campaign_id
+
+USES = (STORE, PLATFORM, BROKER, QUEUES)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's flags; each optional one is a field of ``ReportArgs``."""
-    parser.add_argument("campaign_id", type=int, help="the platform's campaign id")
+    parser.add_argument("campaign_id", type=campaign_id, help="the platform's campaign id")
     for name in ("scenario-id", "start-block-id", "project-id"):
         parser.add_argument(
             f"--{name}", type=int, help="required for a campaign callbridge did not create"
@@ -49,6 +58,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="period end (default: now, or the due time when that is later)",
     )
     parser.add_argument("--reply-to", help="queue for the report instead of the usual one")
+    when = parser.add_mutually_exclusive_group()
+    when.add_argument(
+        "--now",
+        dest="early",
+        action="store_true",
+        help="fetch and publish it before it is due: it is the request's one report, so it "
+        "tells the CRM only of the calls made so far",
+    )
+    when.add_argument(
+        "--preview",
+        action="store_true",
+        help="fetch it and print it (phones masked); store and publish nothing",
+    )
 
 
 def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
@@ -68,25 +90,51 @@ def parse_moment(text: str) -> dt.datetime:
 def report_now(settings: Settings, args: ReportArgs) -> int:
     """Fetch, store and publish one campaign's report; the exit status."""
     configure_logging(level="WARNING", fmt=settings.log_format, secrets=secrets_from(settings))
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, must_exist=True)
     store.create_schema()
     platform = PlatformClient(settings)
     ctx = StepContext(settings=settings, store=store, platform=platform, owner=NOT_A_WORKER)
     try:
         plan = plan_report(store, args, now=utcnow())
+        if args.preview:
+            _print_preview(settings, plan, preview(ctx, plan))
+            return 0
         stored = fetch_and_store(ctx, plan)
     except Refused as exc:
         print(f"callbridge report: {exc}", file=sys.stderr)
         return exc.code
     finally:
         platform.close()
-    job = plan.job
     print(
-        f"campaign {job.campaign_id} (request {job.request_id}): {stored.rows} rows, "
-        f"{stored.missing} missing, stored as {stored.parts} campaign.report part(s) "
-        f"for {format_utc_timestamp(plan.period[0])} .. {format_utc_timestamp(plan.period[1])}"
+        f"{_heading(plan)}: {stored.rows} rows, {stored.missing} missing, stored as "
+        f"{stored.parts} campaign.report part(s) for {_period(plan)}"
     )
-    return _publish(settings, store, job)
+    return _publish(settings, store, plan.job)
+
+
+def _print_preview(settings: Settings, plan: Plan, shown: Preview) -> None:
+    """The summary, then each row and each missing contact on a line of its own."""
+    print(
+        f"{_heading(plan)}: {shown.rows} rows, {shown.missing} missing, would be "
+        f"{len(shown.parts)} campaign.report part(s) for {_period(plan)}; a preview: nothing "
+        "stored or published"
+    )
+    secrets = secrets_from(settings)
+    phone_keys = PHONE_KEYS | {name.lower() for name in settings.report_phone_fields}
+    for part in shown.parts:
+        for kind, entries in (("row", part["rows"]), ("missing", part["missing"])):
+            for entry in entries:
+                masked = mask_document(entry, secrets, phone_keys=phone_keys)
+                print(f"{kind} {json.dumps(masked, ensure_ascii=False)}")
+
+
+def _heading(plan: Plan) -> str:
+    return f"campaign {plan.job.campaign_id} (request {plan.job.request_id})"
+
+
+def _period(plan: Plan) -> str:
+    start, end = plan.period
+    return f"{format_utc_timestamp(start)} .. {format_utc_timestamp(end)}"
 
 
 def _publish(settings: Settings, store: Store, job: ReportJob) -> int:

@@ -1,4 +1,5 @@
-"""``callbridge status``: what became of a request and each of its campaigns, as the store has it.
+"""``callbridge status``: what became of a request and each of its campaigns, as the store has
+it, and why (``handlers.reasons``).
 
 A request of one campaign reads as one block, as it always did; a request of several shows the
 request, then each campaign: its window as the platform was told it and in the request's own
@@ -11,8 +12,11 @@ import argparse
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from adapters.config import Settings
-from adapters.store import CampaignRow, RequestRow, State, Store, open_store
+from adapters.config import STORE, Settings
+from adapters.store import CampaignRow, RequestRow, State, Store, open_store, utcnow
+from handlers.reasons import campaign_reasons, describe_error, reasons
+
+USES = (STORE,)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +28,7 @@ def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def print_status(settings: Settings, request_id: str) -> int:
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, must_exist=True)
     store.create_schema()
     row = store.get_request(request_id)
     events = store.events_of(request_id)
@@ -42,10 +46,18 @@ def print_status(settings: Settings, request_id: str) -> int:
 def _print_request(settings: Settings, store: Store, row: RequestRow) -> None:
     campaigns = store.campaigns_of(row.request_id)
     rejected = len(store.request_details(row.request_id)["phones_rejected"])
+    why = reasons(store, row, campaigns, now=utcnow())
     print(f"request {row.request_id}")
     if len(campaigns) == 1:
         (campaign,) = campaigns
-        _lines("  ", _campaign_lines(settings, row, campaign, rejected=rejected))
+        _lines(
+            "  ",
+            [
+                *_campaign_lines(settings, row, campaign, rejected=rejected),
+                *why,
+                *campaign_reasons(store, campaign),
+            ],
+        )
         return
     _lines(
         "  ",
@@ -57,11 +69,14 @@ def _print_request(settings: Settings, store: Store, row: RequestRow) -> None:
             ("phones rejected", rejected if row.state != State.REJECTED else None),
             ("received", _time(row.received_at)),
             ("campaigns", len(campaigns) or None),
+            *why,
         ],
     )
     for campaign in campaigns:
         print(f"  campaign {campaign.group_no} of {len(campaigns)}")
-        _lines("    ", _campaign_lines(settings, row, campaign))
+        _lines(
+            "    ", [*_campaign_lines(settings, row, campaign), *campaign_reasons(store, campaign)]
+        )
 
 
 def _campaign_lines(
@@ -69,7 +84,6 @@ def _campaign_lines(
 ) -> list[tuple[str, object]]:
     """A campaign's lines; with ``rejected`` also its request's (a request of one campaign)."""
     retrying_report = campaign.state == State.CREATED and campaign.report_attempts > 0
-    retrying = campaign.state in (State.RETRY, State.FAILED)
     alone = rejected is not None
     return [
         ("state", campaign.state),
@@ -88,7 +102,7 @@ def _campaign_lines(
             "next attempt",
             _time(campaign.next_attempt_at) if campaign.state == State.RETRY else None,
         ),
-        ("last error", _error(campaign) if retrying else None),
+        ("last error", _error(campaign) if campaign.state == State.RETRY else None),
         ("received", _time(row.received_at) if alone else None),
         ("report due", _time(campaign.report_due_at)),
         ("report attempts", campaign.report_attempts or None),
@@ -115,19 +129,30 @@ def _window(campaign: CampaignRow, zone_name: str | None) -> str | None:
 def _error(campaign: CampaignRow) -> str | None:
     if campaign.last_error is None:
         return None
-    status = "no answer" if campaign.last_status is None else f"HTTP {campaign.last_status}"
-    return f"{status}: {campaign.last_error[:200]}"
+    return describe_error({"status": campaign.last_status, "message": campaign.last_error[:200]})
 
 
 def _print_events(events: list[dict]) -> None:
     print(f"  events ({len(events)}):")
     for event in events:
-        published = (
-            f"published {_time(event['published_at'])}"
-            if event["published_at"]
-            else "NOT published yet"
+        print(f"    {event['event_id']}  → {event['queue']}  {_publication(event)}")
+
+
+def _publication(event: dict) -> str:
+    """Whether the event went out; if not, whether it waits or was set aside, and why."""
+    if event["published_at"]:
+        return f"published {_time(event['published_at'])}"
+    if event["set_aside_at"]:
+        return (
+            f"SET ASIDE {_time(event['set_aside_at'])}, never published: "
+            f"{event['set_aside_reason']}"
         )
-        print(f"    {event['event_id']}  → {event['queue']}  {published}")
+    if event["refusals"]:
+        return (
+            f"NOT published yet: refused by the broker {event['refusals']} time(s), next try "
+            f"{_time(event['retry_at'])}"
+        )
+    return "NOT published yet"
 
 
 def _time(moment: dt.datetime | None) -> str | None:
