@@ -23,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from schemas.calling_hours import DEFAULT_CALLING_HOURS, CallingHours, parse_calling_hours
 from schemas.request import RequestRules
 from schemas.zones import is_time_zone
 
@@ -64,11 +65,14 @@ class Settings:
     call_results_queue: str
     dead_letter_queue: str
     campaign_timezone: str
+    platform_timezone: str
+    calling_hours: CallingHours | None  # None: any hour
     report_delay_minutes: int
     report_retry_hours: float
     report_event_max_bytes: int
     report_phone_fields: tuple[str, ...]
     max_phones_per_request: int
+    max_phones_per_campaign: int
     max_message_bytes: int
     http_timeout_seconds: float
     http_call_deadline_seconds: float
@@ -182,6 +186,10 @@ def _field_list(value: str) -> tuple[str, ...]:
     return fields
 
 
+def _optional_count(value: str) -> int | None:
+    return _int_at_least(1)(value) if value.strip() else None
+
+
 def _optional_port(value: str) -> int | None:
     if not value.strip():
         return None
@@ -275,11 +283,15 @@ _VARIABLES: tuple[tuple[str, str, str, Callable[[str], Any]], ...] = (
     ("CALL_RESULTS_QUEUE", "call_results_queue", "crm.call_results", _text),
     ("DEAD_LETTER_QUEUE", "dead_letter_queue", "crm.call_requests.dead", _text),
     ("CAMPAIGN_TIMEZONE", "campaign_timezone", "Asia/Yekaterinburg", _timezone),
+    ("PLATFORM_TIMEZONE", "platform_timezone", "Asia/Yekaterinburg", _timezone),
+    ("CALLING_HOURS", "calling_hours", DEFAULT_CALLING_HOURS, parse_calling_hours),
     ("REPORT_DELAY_MINUTES", "report_delay_minutes", "15", _int_at_least(0)),
     ("REPORT_RETRY_HOURS", "report_retry_hours", "24", _positive_float),
     ("REPORT_EVENT_MAX_BYTES", "report_event_max_bytes", str(4 * 1024 * 1024), _int_at_least(4096)),
     ("REPORT_PHONE_FIELDS", "report_phone_fields", "phone_number,phone", _field_list),
     ("MAX_PHONES_PER_REQUEST", "max_phones_per_request", "50000", _int_at_least(1)),
+    # default: MAX_PHONES_PER_REQUEST
+    ("MAX_PHONES_PER_CAMPAIGN", "max_phones_per_campaign", "", _optional_count),
     ("MAX_MESSAGE_BYTES", "max_message_bytes", str(16 * 1024 * 1024), _int_at_least(1024)),
     ("HTTP_TIMEOUT_SECONDS", "http_timeout_seconds", "20", _positive_float),
     ("HTTP_CALL_DEADLINE_SECONDS", "http_call_deadline_seconds", "60", _positive_float),
@@ -338,6 +350,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"{variable}={_shown(variable, raw)}: {reason}") from None
     if values["is74_api_token"] is None and "IS74_API_TOKEN" in environ:
         raise ConfigError("IS74_API_TOKEN is set but empty")
+    if values["max_phones_per_campaign"] is None:
+        values["max_phones_per_campaign"] = values["max_phones_per_request"]
     return Settings(**values)
 
 

@@ -121,8 +121,8 @@ class StatsCollector:
     """Gauges computed from ``stats()`` at scrape time.
 
     ``stats()`` returns ``outbox_backlog``, ``outbox_oldest_age_seconds`` (None when nothing
-    waits; shown as 0), ``outbox_set_aside``, ``requests_by_state`` ({state: count}) and
-    ``reports_due``. If it raises,
+    waits; shown as 0), ``outbox_set_aside``, ``requests_by_state`` and ``campaigns_by_state``
+    ({state: count}) and ``reports_due``. If it raises,
     the gauges are left out of that scrape and every other metric is still served; the failure
     is logged once until a scrape succeeds again.
     """
@@ -159,12 +159,15 @@ def gauges(figures: Mapping[str, Any]) -> Iterator[Metric]:
         "each with its reason).",
         figures["outbox_set_aside"],
     )
-    by_state = GaugeMetricFamily(
-        "callbridge_requests_in_state", "Requests in the store, by state.", labels=["state"]
-    )
-    for state, count in sorted(figures["requests_by_state"].items()):
-        by_state.add_metric([str(state)], float(count))
-    yield by_state
+    for kind in ("requests", "campaigns"):
+        by_state = GaugeMetricFamily(
+            f"callbridge_{kind}_in_state",
+            f"{kind.title()} in the store, by state.",
+            labels=["state"],
+        )
+        for state, count in sorted(figures[f"{kind}_by_state"].items()):
+            by_state.add_metric([str(state)], float(count))
+        yield by_state
     yield _gauge(
         "callbridge_reports_due", "Created campaigns whose report is due.", figures["reports_due"]
     )

@@ -82,6 +82,8 @@ FIGURES = (
     Figure("two_workers", "2 processes, one PostgreSQL, as above", "req/s"),
     Figure("two_vs_one", "  2 processes / 1 process", "×", 1.8),
     *(figure for store in STORES for figure in _big_request_figures(store)),
+    Figure("zones_cpu_s", "50,000 contacts in 11 zones, SQLite: CPU receipt → last create", "s"),
+    _ceiling("zones_extra_cpu_s", "  across zones − one zone", "s", 0.5),
     *(figure for store in STORES for figure in _idle_figures(store)),
 )
 
@@ -127,6 +129,9 @@ def measure_run(rig: Rig, sizes: Sizes, only: Sequence[str] = ()) -> dict[str, f
             rig, database=store, phones=sizes.big_phones, rows_per_phone=sizes.report_rows_per_phone
         )
         figures.update({f"{key}_{store}": value for key, value in big.items()})
+    if wanted("big"):
+        figures.update(scenarios.zones_request(rig, phones=sizes.big_phones))
+        figures["zones_extra_cpu_s"] = figures["zones_cpu_s"] - figures["request_cpu_s_sqlite"]
     for store in STORES if wanted("idle") else ():
         idle = scenarios.idle_latency(rig, sizes.idle_samples, database=store)
         figures.update({f"idle_{key}_{store}": value for key, value in idle.items()})

@@ -18,10 +18,10 @@ import uuid
 from kombu import Connection, Consumer, Producer, Queue
 
 from adapters.store import open_store
-from adapters.store.tables import requests_table
+from adapters.store.tables import campaigns_table
 from bench.proc import cpu_seconds, peak_rss_mb, reset_peak_rss
 from bench.rig import BenchError, Rig, Scenario, steady_rate
-from tests.builders import call_request, publish, publish_many
+from tests.builders import call_request, phone, publish, publish_many
 
 PHONES_PER_REQUEST = 10
 # While the sandbox holds its answer to the big campaign this long, the worker is idle, so its
@@ -29,6 +29,20 @@ PHONES_PER_REQUEST = 10
 CREATE_HOLD_SECONDS = 1.0
 LONG_WAIT_SECONDS = 180.0
 IDLE_GAP_SECONDS = 0.2
+# Russia's zones, each with a geographic area code in it: a national CRM's contacts.
+RUSSIAN_ZONES = (
+    ("Europe/Kaliningrad", "4012"),
+    ("Europe/Moscow", "495"),
+    ("Europe/Samara", "846"),
+    ("Asia/Yekaterinburg", "343"),
+    ("Asia/Omsk", "3812"),
+    ("Asia/Krasnoyarsk", "391"),
+    ("Asia/Irkutsk", "3952"),
+    ("Asia/Yakutsk", "4112"),
+    ("Asia/Vladivostok", "423"),
+    ("Asia/Magadan", "4132"),
+    ("Asia/Kamchatka", "4152"),
+)
 
 
 def floor_rate(rig: Rig, count: int) -> float:
@@ -106,6 +120,47 @@ def big_request(rig: Rig, *, database: str, phones: int, rows_per_phone: int) ->
         )
         figures["report_s"] = _report_seconds(worker.log_text())
         return figures
+
+
+def zones_request(rig: Rig, *, phones: int) -> dict[str, float]:
+    """One request of ``phones`` contacts across Russia's eleven zones, planned into the
+    campaigns their calling hours need: the worker's CPU seconds from receipt to the last
+    create call (the sandbox holds each answer, so the worker is idle when it is read)."""
+    with rig.scenario() as scenario:
+        rig.sandbox.configure(latency=CREATE_HOLD_SECONDS)
+        (worker,) = scenario.start_workers(scenario.env(DATABASE_URL=scenario.sqlite_url()))
+        body = json.dumps(national_request(f"zones-{uuid.uuid4().hex[:8]}", phones)).encode()
+        time.sleep(0.5)  # past start-up: the worker is idle
+        cpu_before = cpu_seconds(worker.pid)
+        publish(rig.broker_url, scenario.queues.requests, body)
+        _wait_until(lambda: '"accepted"' in worker.log_text(), "intake")
+        campaigns = _log_field(worker.log_text(), "accepted", "campaigns")
+        _wait_until(lambda: rig.sandbox.create_calls() >= campaigns, "the create calls")
+        figures = {"zones_cpu_s": cpu_seconds(worker.pid) - cpu_before}
+        rig.sandbox.configure(latency=0)
+        (created,) = _take_events(scenario, 1)
+        if created["type"] != "campaign.created" or len(created["campaigns"]) != campaigns:
+            raise BenchError(f"the request across zones ended as {created['type']}")
+        return figures
+
+
+def national_request(request_id: str, phones: int) -> dict:
+    """A request whose contacts are spread over Russia's zones: a third with a zone given, a
+    third with geographic numbers (their zone from the numbering plan), a third mobile numbers
+    in the request's own zone; tomorrow 07:00-23:00 in Yekaterinburg, so the calling hours cut
+    each zone's window differently."""
+    body = call_request(
+        request_id, phones=phones, schedule={"start_time": "07:00", "end_time": "23:00"}
+    )
+    for n, entry in enumerate(body["phones"]):
+        zone, code = RUSSIAN_ZONES[n % len(RUSSIAN_ZONES)]
+        if n % 3 == 0:
+            entry["timezone"] = zone
+        elif n % 3 == 1:
+            entry["phone"] = f"+7{code}{n:0{10 - len(code)}d}"
+        else:
+            entry["phone"] = phone(n)
+    return body
 
 
 def idle_latency(rig: Rig, samples: int, *, database: str) -> dict[str, float]:
@@ -220,8 +275,8 @@ def _make_report_due(database_url: str, request_id: str) -> None:
     store = open_store(database_url)
     with store.transaction() as conn:
         conn.execute(
-            requests_table.update()
-            .where(requests_table.c.request_id == request_id, requests_table.c.state == "created")
+            campaigns_table.update()
+            .where(campaigns_table.c.request_id == request_id, campaigns_table.c.state == "created")
             .values(next_attempt_at=dt.datetime(2000, 1, 1))
         )
     store.engine.dispose()

@@ -1,10 +1,12 @@
 """Step 1, intake: turn delivered messages into stored requests or recorded rejections.
 
 Runs on the consumer thread; the caller acks the messages only after this returns, i.e. after
-the commit. Everything a message can be is settled here in one transaction: a new request, a
-duplicate (nothing changes), or a rejection (its ``campaign.rejected`` event and the raw
-message for the dead-letter queue, both in the outbox so neither is lost on a crash). Messages
-that arrive together are validated one by one and committed together, in one transaction.
+the commit. Everything a message can be is settled here in one transaction: a new request with
+the campaigns it was planned as (``handlers.planner``), a duplicate (nothing changes), or a
+rejection (its ``campaign.rejected`` event and the raw message for the dead-letter queue, both
+in the outbox so neither is lost on a crash). A request whose every contact is left out by
+planning is rejected too. Messages that arrive together are validated and planned one by one
+and committed together, in one transaction.
 
 Each message is isolated: whatever about the message itself makes handling fail — decoding,
 validating, storing — rejects that message with the reason, and no other. Only a fault of the
@@ -31,12 +33,21 @@ from adapters import metrics
 from adapters.broker import Delivery
 from adapters.config import Settings
 from adapters.logs import state_change
-from adapters.store import Event, NewRequest, Store, describe_store_fault, is_store_fault, utcnow
+from adapters.store import (
+    Event,
+    NewCampaign,
+    NewRequest,
+    Store,
+    describe_store_fault,
+    is_store_fault,
+    utcnow,
+)
+from handlers.planner import Plan, PlanRules, plan_request
 from handlers.results import result
 from schemas.events import campaign_rejected
 from schemas.identifiers import fit_short_string, is_storable
-from schemas.json_codec import JsonRefused, compact, strict_loads
-from schemas.request import CallRequest, load_call_request, read_request_id
+from schemas.json_codec import JsonRefused, strict_loads
+from schemas.request import OUT_OF_RANGE, CallRequest, load_call_request, read_request_id
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -176,19 +187,41 @@ def _judge(
     if deliveries is not None and deliveries > settings.max_deliveries:
         reason = f"{REPEATED}: delivered {deliveries} times (limit {settings.max_deliveries})"
         return _Rejection(None, {"_schema": [reason]}, reason)
+    data: object = None
     try:
         data = decode_body(delivery, max_bytes=settings.max_message_bytes)
-        return _new_request(delivery, _load(data, delivery, settings, now))
+        request = _load(data, delivery, settings, now)
+        plan = plan_request(request, _plan_rules(settings), now)
+        if not plan.campaigns:
+            return _unplannable(request, plan)
+        return _new_request(delivery, request, plan)
     except Malformed as exc:
         return _Rejection(None, {"_schema": [str(exc)]}, str(exc))
     except ValidationError as exc:
         errors = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
         reason = "the request breaks the contract: " + ", ".join(_paths(errors))
         return _Rejection(read_request_id(data), errors, reason)
+    except OverflowError:  # a window at the end of time, in some contact's zone
+        return _Rejection(read_request_id(data), OUT_OF_RANGE, "the request's date is out of range")
     except Exception as exc:  # the message made intake itself fail: it is refused, not retried
         log.warning("intake could not read a message", exc_info=True)
         reason = f"intake could not read it ({type(exc).__name__})"
         return _Rejection(None, {"_schema": [reason]}, reason)
+
+
+def _unplannable(request: CallRequest, plan: Plan) -> _Rejection:
+    """A request of which no contact can be called: why, counted by reason."""
+    counts = Counter(contact["reason"] for contact in plan.rejected)
+    reason = "no contact can be called: " + ", ".join(f"{n} {why}" for why, n in counts.items())
+    return _Rejection(request.request_id, {"phones": [reason]}, reason)
+
+
+def _plan_rules(settings: Settings) -> PlanRules:
+    return PlanRules(
+        platform_timezone=settings.platform_timezone,
+        calling_hours=settings.calling_hours,
+        max_per_campaign=settings.max_phones_per_campaign,
+    )
 
 
 def _load(data: object, delivery: Delivery, settings: Settings, now: dt.datetime) -> CallRequest:
@@ -285,7 +318,7 @@ def _store_alone(
     return verdict
 
 
-def _new_request(delivery: Delivery, request: CallRequest) -> NewRequest:
+def _new_request(delivery: Delivery, request: CallRequest, plan: Plan) -> NewRequest:
     return NewRequest(
         request_id=request.request_id,
         project_id=request.project_id,
@@ -293,13 +326,24 @@ def _new_request(delivery: Delivery, request: CallRequest) -> NewRequest:
         start_block_id=request.start_block_id,
         correlation_id=delivery.correlation_id,
         reply_to=delivery.reply_to,
-        create_body=compact(request.platform_body()),
-        contacts=[(contact.phone, contact.external_id) for contact in request.phones],
-        phones_rejected=list(request.phones_rejected),
+        purpose=request.purpose,
+        timezone=request.timezone,
+        phones_rejected=[*request.phones_rejected, *plan.rejected],
         report_columns=None if request.report_columns is None else list(request.report_columns),
-        window_start=request.window_start,
-        window_end=request.window_end,
         report_delay_minutes=request.report_delay_minutes,
+        campaigns=[
+            NewCampaign(
+                group_no=group_no,
+                create_body=planned.body(request),
+                contacts=[(contact.phone, contact.external_id) for contact in planned.contacts],
+                window_start=planned.window.starts_at,
+                window_end=planned.window.ends_at,
+                platform_date=planned.window.date.isoformat(),
+                platform_start=planned.window.start_time.strftime("%H:%M"),
+                platform_end=planned.window.end_time.strftime("%H:%M"),
+            )
+            for group_no, planned in enumerate(plan.campaigns, start=1)
+        ],
     )
 
 
@@ -355,8 +399,9 @@ def _announce(verdict: Verdict, judgement: NewRequest | _Rejection) -> None:
             log,
             "accepted",
             request_id=verdict.request_id,
-            phones_accepted=len(judgement.contacts),
+            phones_accepted=sum(len(campaign.contacts) for campaign in judgement.campaigns),
             phones_rejected=len(rejected),
+            campaigns=len(judgement.campaigns),
         )
 
 

@@ -21,6 +21,7 @@ from handlers.context import StepContext
 from handlers.dead_letters import Dropped, ReplayOutcome, replay_summary
 from handlers.publish_now import PublishFailed, publish_events
 from schemas.events import CAMPAIGN_CREATED, CAMPAIGN_REPORT
+from schemas.platform import format_utc_timestamp
 
 RESOLVE_CREATED = "resolve.created"
 RESOLVE_RESEND = "resolve.resend"
@@ -59,9 +60,11 @@ class Told:
         )
 
 
-def resolve_as_created(settings: Settings, store: Store, request_id: str, campaign_id: int) -> Told:
-    """The platform did create it, as ``campaign_id``: store it so and publish
-    ``campaign.created``."""
+def resolve_as_created(
+    settings: Settings, store: Store, request_id: str, campaign_id: int, *, group: int | None
+) -> Told:
+    """The platform did create it, as ``campaign_id``: store it so, settle its request and
+    publish what that queued."""
     lines: list[str] = []
     try:
         if resolve.check_campaign(settings, campaign_id):
@@ -71,14 +74,20 @@ def resolve_as_created(settings: Settings, store: Store, request_id: str, campai
                 f"could not check that campaign {campaign_id} exists: the platform has no "
                 "lookup; make sure it is the one you found"
             )
-        event = resolve.resolve_created(settings, store, request_id, campaign_id)
+        resolved = resolve.resolve_created(settings, store, request_id, campaign_id, group=group)
     except resolve.Refused as exc:
         return Told.of(REFUSED, lines, str(exc))
     lines.append(
-        f"request {request_id}: resolved as created, campaign {campaign_id}; its report is due "
-        f"{event['report_due_at']}"
+        f"{resolve.name(resolved.campaign)}: resolved as created, campaign {campaign_id}; its "
+        f"report is due {format_utc_timestamp(resolved.report_due_at)}"
     )
-    event_id = event["event_id"]
+    if resolved.event is None:
+        lines.append(
+            f"request {request_id} waits for its other campaigns: its campaign.created goes out "
+            "once every one is settled"
+        )
+        return Told.of(DONE, lines)
+    event_id = resolved.event["event_id"]
     try:
         left = publish_events(settings, store, request_id, event_types={CAMPAIGN_CREATED})
     except PublishFailed as exc:
@@ -88,25 +97,24 @@ def resolve_as_created(settings: Settings, store: Store, request_id: str, campai
         )
         return Told.of(FAILED, lines, problem)
     if left:
-        return Told.of(
-            FAILED, lines, f"{event_id} is not published yet; the worker's relay publishes it"
-        )
+        problem = f"{event_id} is not published yet; the worker's relay publishes it"
+        return Told.of(FAILED, lines, problem)
     return Told.of(DONE, [*lines, f"published {event_id}"])
 
 
-def resend(store: Store, request_id: str) -> Told:
+def resend(store: Store, request_id: str, *, group: int | None) -> Told:
     """The platform did not create it: a worker sends it again."""
     try:
-        resolve.resend(store, request_id)
+        campaign = resolve.resend(store, request_id, group=group)
     except resolve.Refused as exc:
         return Told.of(REFUSED, [], str(exc))
     return Told.of(
         DONE,
         [
-            f"request {request_id}: back to received; the next worker sends it to the platform. "
-            "Created, it publishes campaign.created; failed again, nothing new is published (the "
-            f"CRM holds {request_id}:campaign.failed already): see `callbridge status "
-            f"{request_id}`"
+            f"{resolve.name(campaign)}: back to received; the next worker sends it to the "
+            "platform. Created, it publishes campaign.created; failed again after the request's "
+            "outcome went out, nothing new is published (the CRM holds it already): see "
+            f"`callbridge status {request_id}`"
         ],
     )
 

@@ -24,9 +24,9 @@ class StepContext:
     gate: AuthGate = dataclasses.field(default_factory=AuthGate)
     # Set after a commit that queued events, so the relay publishes without waiting to poll.
     outbox_ready: threading.Event = dataclasses.field(default_factory=threading.Event)
-    # Request ids this process is working on right now; a row it owns that is not here was
-    # left behind by a step that crashed, and is settled like a dead worker's.
-    in_flight: set[str] = dataclasses.field(default_factory=set)
+    # The campaigns (row ids) this process is working on right now; a row it owns that is not
+    # here was left behind by a step that crashed, and is settled like a dead worker's.
+    in_flight: set[int] = dataclasses.field(default_factory=set)
     in_flight_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     @functools.cached_property
@@ -35,16 +35,16 @@ class StepContext:
         return CreationPolicy(budget=budget, gate=self.gate)
 
     @contextlib.contextmanager
-    def working_on(self, request_id: str) -> Iterator[None]:
-        """Mark a claimed request as this process's own work for as long as the block runs."""
+    def working_on(self, row_id: int) -> Iterator[None]:
+        """Mark a claimed campaign as this process's own work for as long as the block runs."""
         with self.in_flight_lock:
-            self.in_flight.add(request_id)
+            self.in_flight.add(row_id)
         try:
             yield
         finally:
             with self.in_flight_lock:
-                self.in_flight.discard(request_id)
+                self.in_flight.discard(row_id)
 
-    def is_working_on(self, request_id: str) -> bool:
+    def is_working_on(self, row_id: int) -> bool:
         with self.in_flight_lock:
-            return request_id in self.in_flight
+            return row_id in self.in_flight

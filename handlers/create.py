@@ -1,47 +1,54 @@
-"""Step 2: create the campaign of one due request on the platform.
+"""Step 2: create one due campaign of a request on the platform.
 
-The claim marks the request ``sending`` and commits *before* the POST, so that whatever
-happens next — a crash, a kill, a broken connection — the request can never be sent twice: a
+The claim marks the campaign ``sending`` and commits *before* the POST, so that whatever
+happens next — a crash, a kill, a broken connection — the campaign can never be sent twice: a
 ``sending`` row nobody is working on is settled as an unknown outcome, not retried. The answer
-is settled in one transaction with its result event and its line in the attempts log.
+is settled in one transaction with what it means for the request (``handlers.settlement``):
+its outcome event, once every campaign of it is settled; and with the call's line in the
+attempts log.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from adapters import error_reporting, metrics
 from adapters.logs import redact, state_change
 from adapters.platform_client import CreateOutcome, Unknown
-from adapters.store import CREATE, Attempt, RequestRow, SettleConflict, State, utcnow
+from adapters.store import CREATE, Attempt, CampaignRow, SettleConflict, State, utcnow
 from handlers.context import StepContext
-from handlers.results import result
 from handlers.retry_policy import Accept, Fail, Pause, RetryAt
-from schemas.events import campaign_created, campaign_failed
+from handlers.settlement import CREATED, RequestOutcome, Settled, settle_request
 from schemas.request import report_due_at
 
 log = logging.getLogger("callbridge.create")
 
 
 def create_next(ctx: StepContext) -> bool:
-    """Claim one due request and settle its creation; False when nothing was due."""
+    """Claim one due campaign and settle its creation; False when nothing was due."""
     if not ctx.gate.allows():
         return False
     claimed = ctx.store.claim_create(ctx.owner, utcnow())
     if claimed is None:
         return False
-    row, body, phones_rejected = claimed
+    row, body = claimed
     with (
-        ctx.working_on(row.request_id),
+        ctx.working_on(row.id),
         error_reporting.job_scope("create", request_id=row.request_id, project_id=row.project_id),
     ):
-        state_change(log, "sending", request_id=row.request_id, attempt=row.attempts)
+        state_change(
+            log,
+            "sending",
+            request_id=row.request_id,
+            group=row.group_no,
+            attempt=row.attempts,
+        )
         started = utcnow()
         outcome = _post(ctx, body)
-        settle_creation(ctx, row, outcome, phones_rejected=phones_rejected, started_at=started)
+        settle_creation(ctx, row, outcome, started_at=started)
     return True
 
 
@@ -54,23 +61,21 @@ def _post(ctx: StepContext, body: bytes) -> CreateOutcome:
 
 
 def settle_creation(
-    ctx: StepContext,
-    row: RequestRow,
-    outcome: CreateOutcome,
-    *,
-    phones_rejected: Sequence[Mapping[str, Any]],
-    started_at: dt.datetime,
+    ctx: StepContext, row: CampaignRow, outcome: CreateOutcome, *, started_at: dt.datetime
 ) -> None:
-    """Store what the platform's answer means for the request, with its result event and
-    the attempt (the call made at ``started_at``) in the attempts log."""
+    """Store what the platform's answer means for the campaign, and for its request; and the
+    call, made at ``started_at``, in the attempts log."""
     now = utcnow()
     decision = ctx.creation_policy.decide(
-        outcome, attempt=row.attempts, first_attempt_at=row.first_attempt_at or now, now=now
+        outcome,
+        attempt=row.attempts,
+        first_attempt_at=row.first_attempt_at or now,
+        now=now,
     )
     attempt = _attempt(row, decision, started_at, now)
     match decision:
         case Accept(campaign_id=campaign_id):
-            _created(ctx, row, campaign_id, now, phones_rejected, attempt)
+            _created(ctx, row, campaign_id, now, attempt)
         case Pause():
             _auth_refused(ctx, row, decision, attempt)
         case RetryAt(when=when, status=status, message=message):
@@ -84,7 +89,7 @@ def settle_creation(
 
 
 def _attempt(
-    row: RequestRow,
+    row: CampaignRow,
     decision: Accept | Pause | RetryAt | Fail,
     started: dt.datetime,
     now: dt.datetime,
@@ -101,6 +106,7 @@ def _attempt(
             outcome, campaign_id = f"failed, {failed}", None
     return Attempt(
         request_id=row.request_id,
+        group_no=row.group_no,
         kind=CREATE,
         attempt=row.attempts,
         started_at=started,
@@ -112,64 +118,43 @@ def _attempt(
     )
 
 
-def created_outcome(
-    row: RequestRow,
-    campaign_id: int,
-    now: dt.datetime,
-    *,
-    phones_rejected: Sequence[Mapping[str, Any]],
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The row's changes and the ``campaign.created`` event of a campaign the platform made.
+def created_changes(row: CampaignRow, campaign_id: int) -> tuple[dict, Settled]:
+    """The row's changes, and how it settled, for a campaign the platform made.
 
     Shared with ``callbridge resolve --campaign-id``, which settles an unknown outcome the same
     way, so both schedule the report alike.
     """
     assert row.window_end is not None and row.report_delay_minutes is not None
     due = report_due_at(window_end=row.window_end, delay_minutes=row.report_delay_minutes)
-    event = campaign_created(
-        request_id=row.request_id,
-        campaign_id=campaign_id,
-        project_id=row.project_id,
-        phones_accepted=row.phones_accepted,
-        phones_rejected=phones_rejected,
-        report_due_at=due,
-        occurred_at=now,
-    )
     changes = {
         "state": State.CREATED,
-        "outcome": State.CREATED,
+        "outcome": CREATED,
         "campaign_id": campaign_id,
         "report_due_at": due,
         "next_attempt_at": due,
         "owner": None,
     }
-    return changes, event
+    return changes, Settled(CREATED, campaign_id=campaign_id, report_due_at=due)
 
 
 def _created(
-    ctx: StepContext,
-    row: RequestRow,
-    campaign_id: int,
-    now: dt.datetime,
-    phones_rejected: Sequence[Mapping[str, Any]],
-    attempt: Attempt,
+    ctx: StepContext, row: CampaignRow, campaign_id: int, now: dt.datetime, attempt: Attempt
 ) -> None:
-    changes, event = created_outcome(row, campaign_id, now, phones_rejected=phones_rejected)
-    due = changes["report_due_at"]
-    if _settle(ctx, row, changes, event, attempt, campaign_id=campaign_id):
-        metrics.count_request("created")
+    changes, settled = created_changes(row, campaign_id)
+    if _settle(ctx, row, changes, settled, now, attempt):
         state_change(
             log,
             "created",
             request_id=row.request_id,
             campaign_id=campaign_id,
-            report_due_at=due.isoformat(),
+            group=row.group_no,
+            report_due_at=settled.report_due_at.isoformat(),
         )
 
 
 def _failed(
     ctx: StepContext,
-    row: RequestRow,
+    row: CampaignRow,
     status: int | None,
     message: str,
     outcome: str,
@@ -177,16 +162,20 @@ def _failed(
     attempt: Attempt,
     platform_campaign_id: str | None = None,
 ) -> None:
-    event = campaign_failed(
-        request_id=row.request_id, status=status, message=message, outcome=outcome, occurred_at=now
-    )
-    changes = {"state": State.FAILED, "outcome": outcome, "owner": None}
-    if _settle(ctx, row, changes, event, attempt):
-        metrics.count_request(f"failed_{outcome}")
+    changes = {
+        "state": State.FAILED,
+        "outcome": outcome,
+        "owner": None,
+        "last_status": status,
+        "last_error": message,
+    }
+    settled = Settled(outcome, status=status, message=message)
+    if _settle(ctx, row, changes, settled, now, attempt):
         state_change(
             log,
             "failed",
             request_id=row.request_id,
+            group=row.group_no,
             level=logging.WARNING,
             outcome=outcome,
             status=status,
@@ -199,18 +188,25 @@ def _failed(
 
 def _retry(
     ctx: StepContext,
-    row: RequestRow,
+    row: CampaignRow,
     status: int | None,
     message: str,
     when: dt.datetime,
     attempt: Attempt,
 ) -> None:
-    changes = {"state": State.RETRY, "next_attempt_at": when, "owner": None}
-    if _settle(ctx, row, changes, None, attempt):
+    changes = {
+        "state": State.RETRY,
+        "next_attempt_at": when,
+        "owner": None,
+        "last_status": status,
+        "last_error": message,
+    }
+    if _settle(ctx, row, changes, None, utcnow(), attempt):
         state_change(
             log,
             "retry scheduled",
             request_id=row.request_id,
+            group=row.group_no,
             status=status,
             attempt=row.attempts,
             next_attempt_at=when.isoformat(),
@@ -218,10 +214,10 @@ def _retry(
         )
 
 
-def _auth_refused(ctx: StepContext, row: RequestRow, pause: Pause, attempt: Attempt) -> None:
-    """Put the request back untouched (the attempt does not count); report a new pause once."""
+def _auth_refused(ctx: StepContext, row: CampaignRow, pause: Pause, attempt: Attempt) -> None:
+    """Put the campaign back untouched (the attempt does not count); report a new pause once."""
     changes = {"state": State.RECEIVED, "attempts": row.attempts - 1, "owner": None}
-    _settle(ctx, row, changes, None, attempt)
+    _settle(ctx, row, changes, None, utcnow(), attempt)
     if pause.starts_pause:
         state_change(
             log,
@@ -236,44 +232,41 @@ def _auth_refused(ctx: StepContext, row: RequestRow, pause: Pause, attempt: Atte
 
 def _settle(
     ctx: StepContext,
-    row: RequestRow,
+    row: CampaignRow,
     changes: Mapping[str, Any],
-    event: Mapping[str, Any] | None,
+    settled: Settled | None,
+    now: dt.datetime,
     attempt: Attempt,
-    *,
-    campaign_id: int | None = None,
 ) -> bool:
+    """Move the campaign on from ``sending``, and log the ``attempt``; when its creation
+    ``settled``, settle its request in the same transaction."""
+    outcome: RequestOutcome | None = None
     try:
         with ctx.store.transaction() as conn:
-            ctx.store.settle(
-                conn, row.request_id, from_states=(State.SENDING,), owner=ctx.owner, changes=changes
+            ctx.store.settle_campaign(
+                conn, row.id, from_states=(State.SENDING,), owner=ctx.owner, changes=changes
             )
             ctx.store.add_attempt(conn, attempt)
-            if event is not None:
-                ctx.store.add_event(
-                    conn,
-                    result(
-                        ctx.settings,
-                        event,
-                        correlation_id=row.correlation_id,
-                        reply_to=row.reply_to,
-                    ),
-                )
+            if settled is not None:
+                outcome = settle_request(ctx.settings, ctx.store, conn, row, settled, now)
     except SettleConflict as exc:
         # Another worker took this row for orphaned and failed it as unknown while we were
-        # waiting for the platform: the request already has its one outcome. Reported, with
+        # waiting for the platform: the campaign already has its one outcome. Reported, with
         # this line as its breadcrumb: a dropped ``created`` names the campaign an operator
         # resolves the unknown outcome with.
         state_change(
             log,
             "settled elsewhere",
             request_id=row.request_id,
-            campaign_id=campaign_id,
+            campaign_id=settled.campaign_id if settled else None,
+            group=row.group_no,
             level=logging.ERROR,
             dropped_state=changes.get("state"),
         )
         error_reporting.capture_exception(exc)
         return False
-    if event is not None:
+    if outcome is not None:
+        if outcome.counted is not None:
+            metrics.count_request(outcome.counted)
         ctx.outbox_ready.set()
     return True

@@ -14,15 +14,15 @@ worker sharing the database writes to, so it needs neither the broker nor a work
 - deliveries: no message has come back ``--max-deliveries`` times in the last
   ``DELIVERIES_WINDOW``: a message that keeps coming back keeps failing intake (or killing the
   worker), until ``MAX_DELIVERIES`` dead-letters it;
-- due work: no request has waited more than ``--max-due-age`` past its due time for a step to
+- due work: no campaign has waited more than ``--max-due-age`` past its due time for a step to
   claim it (creation, or the report). Every step thread busy or stuck, or creation paused on a
   refused token, shows here;
 - platform: no worker has gone without a usable answer from the platform (no connection, a
   timeout, a 5xx or a 429) for more than ``--max-platform-down`` (each worker writes what it saw
   with its heartbeat: ``handlers.platform_watch``);
-- unknown outcomes: no failed request whose outcome is unknown has waited more than
+- unknown outcomes: no failed campaign whose outcome is unknown has waited more than
   ``--max-unknown-age`` for an operator's ``callbridge resolve``;
-- held work: no request has been held ``sending`` or ``reporting`` by a live worker (one whose
+- held work: no campaign has been held ``sending`` or ``reporting`` by a live worker (one whose
   heartbeat passes the first check) for longer than ``--max-step-age``: by default the call
   deadline (``HTTP_CALL_DEADLINE_SECONDS``), which ends every platform call, and a minute to
   settle the answer. A step holding one longer is stuck outside its call;
@@ -141,7 +141,7 @@ def assess(
     """The verdict on the store's figures: every failed check's finding (or every finding when
     none failed), then the ``notes`` (pauses on a refused token).
 
-    ``held``: in-flight requests unchanged for longer than ``limits.step``; those whose owner
+    ``held``: in-flight campaigns unchanged for longer than ``limits.step``; those whose owner
     is a live worker (of ``workers``, with a heartbeat within its limit) are stuck.
     ``looping`` is the message delivered most often lately (``Store.most_delivered``).
     """
@@ -225,7 +225,7 @@ def _due(
         return True, f"no {step} due"
     count, earliest = overdue
     age = max((now - earliest).total_seconds(), 0.0)
-    text = f"{count} request(s) due for {step}, the longest waiting {age:.0f} s"
+    text = f"{count} campaign(s) due for {step}, the longest waiting {age:.0f} s"
     if age > limit:
         return False, f"{text} (limit {limit:g} s)"
     return True, text
@@ -259,7 +259,7 @@ def _unknown(
         return True, "no unknown outcome"
     age = max((now - oldest).total_seconds(), 0.0)
     text = (
-        f"{count} request(s) with an unknown outcome wait for `callbridge resolve`, "
+        f"{count} campaign(s) with an unknown outcome wait for `callbridge resolve`, "
         f"the oldest for {age:.0f} s"
     )
     if age > limit:
@@ -273,7 +273,7 @@ def _held_by_live(
     heartbeat_limit: float,
     now: dt.datetime,
 ) -> list[Mapping[str, Any]]:
-    """The held requests whose owner beats: a dead owner's are settled by the live workers."""
+    """The held campaigns whose owner beats: a dead owner's are settled by the live workers."""
     live = {
         worker["worker_key"]
         for worker in workers
@@ -286,14 +286,21 @@ def _held(
     held: Sequence[Mapping[str, Any]], limit: float | None, now: dt.datetime
 ) -> tuple[bool, str]:
     if not held:
-        return True, "no request held too long by a step"
+        return True, "no campaign held too long by a step"
     longest = held[0]
     age = (now - longest["updated_at"]).total_seconds()
     return False, (
-        f"{len(held)} request(s) held by a live worker's step for over {limit:g} s: "
-        f"{longest['request_id']} {longest['state']} for {age:.0f} s by worker "
+        f"{len(held)} campaign(s) held by a live worker's step for over {limit:g} s: "
+        f"{_campaign(longest)} {longest['state']} for {age:.0f} s by worker "
         f"{longest['owner']} (its step is stuck)"
     )
+
+
+def _campaign(row: Mapping[str, Any]) -> str:
+    """A request's id, and the campaign's number in a request of several."""
+    if (row.get("campaign_count") or 1) > 1:
+        return f"{row['request_id']} campaign {row['group_no']}"
+    return row["request_id"]
 
 
 def _merge(

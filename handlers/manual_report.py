@@ -4,19 +4,20 @@ For an operator who cannot wait for the due time, for a report that ended
 ``campaign.report_failed`` once the platform is back, and for a campaign made on the platform
 by hand. It needs no worker: the report goes through the store's outbox like any other.
 
-- A campaign callbridge created is reported under its request's id and ``external_id``s, from
-  ``created`` (even before it is due) or ``report_failed``. It is refused while a worker is
-  fetching it (``reporting``) and once it is ``reported``: its events went out under the
-  event ids a second report would have, so a CRM dropping repeats would never see the new one.
-  The request's state is only checked when the report is stored, in the same transaction: if a
-  worker claimed it meanwhile, nothing of ours is stored and the worker's report goes out.
+- A campaign callbridge created is reported under its request's id and ``external_id``s (and,
+  for a request of several campaigns, under that campaign's event ids), from ``created`` (even
+  before it is due) or ``report_failed``. It is refused while a worker is fetching it
+  (``reporting``) and once it is ``reported``: its events went out under the event ids a second
+  report would have, so a CRM dropping repeats would never see the new one. The campaign's
+  state is only checked when the report is stored, in the same transaction: if a worker
+  claimed it meanwhile, nothing of ours is stored and the worker's report goes out.
 - A campaign created outside callbridge needs its scenario, start block and project ids. Its
   events carry ``request_id`` ``campaign-<id>`` (so ``event_id``
   ``campaign-<id>:campaign.report:<part>``), rows come as the platform gave them (there are no
   contacts to tie them to) and ``missing`` is empty. The period defaults to the 7 days up to now.
 
 A report is fetched by hand only once it is due, unless the operator says ``early``: a
-request has one report (its events' ids are fixed), and one fetched before the calling window
+campaign has one report (its events' ids are fixed), and one fetched before the calling window
 is over would tell the CRM about calls not made yet. ``preview`` fetches and builds the report
 and changes nothing: no state is checked, nothing is stored or published.
 
@@ -30,7 +31,7 @@ import datetime as dt
 import json
 
 from adapters.platform_client import AuthFailed, ReportFailed, ReportFetched
-from adapters.store import RequestRow, SettleConflict, State, Store, utcnow
+from adapters.store import CampaignRow, SettleConflict, State, Store, utcnow
 from handlers.context import StepContext
 from handlers.report import (
     ReportJob,
@@ -116,7 +117,7 @@ def plan_report(store: Store, args: ReportArgs, *, now: dt.datetime) -> Plan:
     return plan
 
 
-def _known_plan(store: Store, row: RequestRow, args: ReportArgs, now: dt.datetime) -> Plan:
+def _known_plan(store: Store, row: CampaignRow, args: ReportArgs, now: dt.datetime) -> Plan:
     given = {name: value for name, value in args.platform_ids.items() if value is not None}
     if any(getattr(row, name) != value for name, value in given.items()):
         stored = ", ".join(f"{name} {getattr(row, name)}" for name in args.platform_ids)
@@ -125,8 +126,8 @@ def _known_plan(store: Store, row: RequestRow, args: ReportArgs, now: dt.datetim
             "leave the ids out",
             EXIT_USAGE,
         )
-    details = store.request_details(row.request_id)
-    job = ReportJob.of(row, details["contacts"], details["report_columns"])
+    contacts = store.contacts_of([row.id])[row.id]
+    job = ReportJob.of(row, contacts, store.request_details(row.request_id)["report_columns"])
     if args.reply_to:
         job = dataclasses.replace(job, reply_to=args.reply_to)
     if not args.preview:
@@ -135,29 +136,37 @@ def _known_plan(store: Store, row: RequestRow, args: ReportArgs, now: dt.datetim
     return Plan(job, (args.date_start or start, args.date_end or end), REPORTABLE)
 
 
-def _check_reportable(row: RequestRow, job: ReportJob, *, early: bool, now: dt.datetime) -> None:
-    """Refused when the request's report may not be fetched and published now."""
+def _check_reportable(row: CampaignRow, job: ReportJob, *, early: bool, now: dt.datetime) -> None:
+    """Refused when the campaign's report may not be fetched and published now."""
+    whose = _whose(row)
     if row.state == State.REPORTING:
         raise Refused(
-            f"a worker is fetching the report of request {row.request_id} right now; "
+            f"a worker is fetching the report of {whose} right now; "
             f"see `callbridge status {row.request_id}`"
         )
     if row.state == State.REPORTED:
         raise Refused(
-            f"request {row.request_id} is reported already; its campaign.report events keep "
+            f"{whose} is reported already; its campaign.report events keep "
             f"their event ids, so a CRM dropping repeats would not take a second report. "
             f"See `callbridge status {row.request_id}`"
         )
     if row.state not in REPORTABLE:
-        raise Refused(f"request {row.request_id} is {row.state}: there is no report to fetch")
+        raise Refused(f"{whose} is {row.state}: there is no report to fetch")
     if row.state == State.CREATED and not early and now < job.due_at:
         minutes = (job.due_at - now).total_seconds() / 60
         raise Refused(
-            f"the report of request {row.request_id} is due at "
+            f"the report of {whose} is due at "
             f"{format_utc_timestamp(job.due_at)}, in {minutes:.0f} min: a worker fetches and "
             "publishes it then. --preview shows it now and publishes nothing; --now publishes it "
-            "now, and it is the request's one report"
+            f"now, and it is the {'campaign' if row.several else 'request'}'s one report"
         )
+
+
+def _whose(row: CampaignRow) -> str:
+    """How a refusal names the campaign: by its request, unless the request has several."""
+    if row.several:
+        return f"campaign {row.campaign_id} of request {row.request_id}"
+    return f"request {row.request_id}"
 
 
 def _outside_plan(store: Store, args: ReportArgs, now: dt.datetime) -> Plan:

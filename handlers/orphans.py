@@ -1,8 +1,9 @@
 """Settle the work of workers that died mid-step (and of steps that crashed in this one).
 
-A ``sending`` row nobody works on may or may not have reached the platform. Sending it again
-could call every customer twice, so it ends as ``campaign.failed`` with outcome ``unknown`` for
-an operator to resolve (``callbridge resolve``). A ``reporting`` row is only a read of the
+A ``sending`` campaign nobody works on may or may not have reached the platform. Sending it
+again could call every customer twice, so it ends ``failed`` with outcome ``unknown`` for an
+operator to resolve (``callbridge resolve``), and its request is settled as any other (a request
+of one campaign gets ``campaign.failed``, ``unknown``). A ``reporting`` row is only a read of the
 analytics: it goes back to ``created`` and is fetched again.
 """
 
@@ -14,10 +15,9 @@ import logging
 from adapters import error_reporting, metrics
 from adapters.liveness import Liveness
 from adapters.logs import state_change
-from adapters.store import RequestRow, State, utcnow
+from adapters.store import CampaignRow, State, utcnow
 from handlers.context import StepContext
-from handlers.results import result
-from schemas.events import campaign_failed
+from handlers.settlement import UNKNOWN, Settled, settle_request
 
 log = logging.getLogger("callbridge.recover")
 
@@ -40,62 +40,67 @@ def settle_orphans(ctx: StepContext, liveness: Liveness) -> int:
 
 def _settle_owner(ctx: StepContext, owner: int, *, abandoned_only: bool) -> int:
     settled = 0
+    counted: list[str] = []
     stale_before = utcnow() - ABANDONED_AFTER
     with ctx.store.transaction() as conn:
-        for row in ctx.store.in_flight_of(conn, owner):
-            if abandoned_only and (row.updated_at > stale_before or _working_on(ctx, row)):
+        for campaign in ctx.store.in_flight_of(conn, owner):
+            if abandoned_only and (
+                campaign.updated_at > stale_before or ctx.is_working_on(campaign.id)
+            ):
                 continue
-            _settle_row(ctx, conn, row)
+            counted.extend(_settle_row(ctx, conn, campaign))
             settled += 1
         if not abandoned_only:
             ctx.store.forget_worker(conn, owner)
+    for outcome in counted:
+        metrics.count_request(outcome)
     if settled:
         ctx.outbox_ready.set()
     return settled
 
 
-def _working_on(ctx: StepContext, row: RequestRow) -> bool:
-    with ctx.in_flight_lock:
-        return row.request_id in ctx.in_flight
-
-
-def _settle_row(ctx: StepContext, conn, row: RequestRow) -> None:
-    if row.state == State.REPORTING:
-        ctx.store.settle(
+def _settle_row(ctx: StepContext, conn, campaign: CampaignRow) -> list[str]:
+    """Settle one orphaned campaign; the request outcomes that counts (for metrics)."""
+    if campaign.state == State.REPORTING:
+        ctx.store.settle_campaign(
             conn,
-            row.request_id,
+            campaign.id,
             from_states=(State.REPORTING,),
-            owner=row.owner,
+            owner=campaign.owner,
             changes={"state": State.CREATED, "owner": None},
         )
-        state_change(log, "report released", request_id=row.request_id, campaign_id=row.campaign_id)
-        return
-    event = campaign_failed(
-        request_id=row.request_id,
-        status=None,
-        message=UNKNOWN_MESSAGE,
-        outcome="unknown",
-        occurred_at=utcnow(),
-    )
-    ctx.store.settle(
+        state_change(
+            log,
+            "report released",
+            request_id=campaign.request_id,
+            campaign_id=campaign.campaign_id,
+        )
+        return []
+    ctx.store.settle_campaign(
         conn,
-        row.request_id,
+        campaign.id,
         from_states=(State.SENDING,),
-        owner=row.owner,
-        changes={"state": State.FAILED, "outcome": "unknown", "owner": None},
+        owner=campaign.owner,
+        changes={
+            "state": State.FAILED,
+            "outcome": UNKNOWN,
+            "owner": None,
+            "last_status": None,
+            "last_error": UNKNOWN_MESSAGE,
+        },
     )
-    ctx.store.add_event(
-        conn, result(ctx.settings, event, correlation_id=row.correlation_id, reply_to=row.reply_to)
-    )
-    metrics.count_request("failed_unknown")
+    settled = Settled(UNKNOWN, message=UNKNOWN_MESSAGE)
+    outcome = settle_request(ctx.settings, ctx.store, conn, campaign, settled, utcnow())
     state_change(
         log,
         "failed",
-        request_id=row.request_id,
+        request_id=campaign.request_id,
+        group=campaign.group_no,
         level=logging.WARNING,
-        outcome="unknown",
+        outcome=UNKNOWN,
         reason="orphaned while sending",
     )
     error_reporting.capture_failed(
-        request_id=row.request_id, outcome="unknown", status=None, message=UNKNOWN_MESSAGE
+        request_id=campaign.request_id, outcome=UNKNOWN, status=None, message=UNKNOWN_MESSAGE
     )
+    return [outcome.counted] if outcome is not None and outcome.counted else []

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from adapters import error_reporting
 from adapters.logs import redact, state_change
 from adapters.platform_client import AuthFailed, ReportFailed, ReportFetched, ReportOutcome
-from adapters.store import REPORT, Attempt, RequestRow, SettleConflict, State, utcnow
+from adapters.store import REPORT, Attempt, CampaignRow, SettleConflict, State, utcnow
 from handlers.context import StepContext
 from handlers.report_building import (
     ReportPart,
@@ -41,7 +41,11 @@ MAX_RETRY_DELAY_SECONDS = 1800.0
 
 @dataclasses.dataclass(frozen=True)
 class ReportJob:
-    """Everything needed to fetch one campaign's report and address its events."""
+    """Everything needed to fetch one campaign's report and address its events.
+
+    ``row_id`` is the campaign's row in the store (none for a campaign callbridge did not
+    create); ``campaigns`` how many campaigns its request has, which names its events.
+    """
 
     request_id: str
     campaign_id: int
@@ -56,6 +60,9 @@ class ReportJob:
     correlation_id: str | None = None
     reply_to: str | None = None
     attempts: int = 1
+    row_id: int | None = None
+    campaigns: int = 1
+    group_no: int | None = None
 
     @property
     def due_at(self) -> dt.datetime:
@@ -71,21 +78,24 @@ class ReportJob:
         )
 
     @classmethod
-    def of(cls, row: RequestRow, contacts, columns) -> ReportJob:
+    def of(cls, campaign: CampaignRow, contacts, columns) -> ReportJob:
         return cls(
-            request_id=row.request_id,
-            campaign_id=row.campaign_id,
-            project_id=row.project_id,
-            scenario_id=row.scenario_id,
-            start_block_id=row.start_block_id,
-            window_start=row.window_start,
-            window_end=row.window_end,
-            delay_minutes=row.report_delay_minutes,
+            request_id=campaign.request_id,
+            campaign_id=campaign.campaign_id,
+            project_id=campaign.project_id,
+            scenario_id=campaign.scenario_id,
+            start_block_id=campaign.start_block_id,
+            window_start=campaign.window_start,
+            window_end=campaign.window_end,
+            delay_minutes=campaign.report_delay_minutes,
             contacts=contacts,
             columns=columns,
-            correlation_id=row.correlation_id,
-            reply_to=row.reply_to,
-            attempts=row.report_attempts,
+            correlation_id=campaign.correlation_id,
+            reply_to=campaign.reply_to,
+            attempts=campaign.report_attempts,
+            row_id=campaign.id,
+            campaigns=campaign.campaign_count or 1,
+            group_no=campaign.group_no,
         )
 
 
@@ -97,7 +107,7 @@ def report_next(ctx: StepContext) -> bool:
     job = ReportJob.of(*claimed)
     try:
         with (
-            ctx.working_on(job.request_id),
+            ctx.working_on(job.row_id),
             error_reporting.job_scope(
                 "report",
                 request_id=job.request_id,
@@ -197,10 +207,10 @@ def store_report(
     owner: int | None,
     attempt: Attempt | None = None,
 ) -> StoredReport:
-    """Queue every part of the report and mark the request ``reported``, in one transaction
+    """Queue every part of the report and mark the campaign ``reported``, in one transaction
     (with the ``attempt`` that fetched it in the attempts log, when given).
 
-    ``from_states`` are the states the request may be in (none for a campaign callbridge did
+    ``from_states`` are the states the campaign may be in (none for a campaign callbridge did
     not create: it has no row); SettleConflict, with nothing stored, when it is in another.
     Raises ReportTooLarge, with nothing stored, when a row cannot fit in an event.
     """
@@ -230,6 +240,7 @@ def report_parts(
         phone_fields=ctx.settings.report_phone_fields,
         max_bytes=ctx.settings.report_event_max_bytes,
         occurred_at=now,
+        campaigns=job.campaigns,
     )
 
 
@@ -239,6 +250,7 @@ def attempt_of(
     """A fetch of the report as the attempts log keeps it."""
     return Attempt(
         request_id=job.request_id,
+        group_no=job.group_no,
         kind=REPORT,
         attempt=job.attempts,
         started_at=started,
@@ -270,9 +282,9 @@ def _queue_report(ctx, job: ReportJob, report, from_states, owner, attempt) -> S
             parts += 1
             missing += part.missing
         if from_states:
-            ctx.store.settle(
+            ctx.store.settle_campaign(
                 conn,
-                job.request_id,
+                job.row_id,
                 from_states=from_states,
                 owner=owner,
                 changes={"state": State.REPORTED, "owner": None},
@@ -317,6 +329,7 @@ def _report_failed(ctx, job, status, message, *, started) -> State:
         status=status,
         message=message,
         occurred_at=utcnow(),
+        campaigns=job.campaigns,
     )
     with ctx.store.transaction() as conn:
         ctx.store.add_event(
@@ -343,6 +356,6 @@ def _report_failed(ctx, job, status, message, *, started) -> State:
 
 def _settle(ctx, conn, job: ReportJob, changes) -> None:
     """Move on the row this worker claimed (``reporting``, owned by it)."""
-    ctx.store.settle(
-        conn, job.request_id, from_states=(State.REPORTING,), owner=ctx.owner, changes=changes
+    ctx.store.settle_campaign(
+        conn, job.row_id, from_states=(State.REPORTING,), owner=ctx.owner, changes=changes
     )

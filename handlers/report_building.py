@@ -97,8 +97,10 @@ def report_events(
     phone_fields: Sequence[str],
     max_bytes: int,
     occurred_at: datetime,
+    campaigns: int = 1,
 ) -> Iterator[ReportPart]:
-    """The report's ``campaign.report`` events, part 1 to ``parts`` in order.
+    """The report's ``campaign.report`` events, part 1 to ``parts`` in order; ``campaigns`` is
+    how many campaigns the request has (their events are named by campaign when several).
 
     Raises ``ReportTooLarge``, before yielding anything, when some row cannot fit in an event.
     """
@@ -117,6 +119,7 @@ def report_events(
             part=part,
             parts=parts,
             occurred_at=occurred_at,
+            campaigns=campaigns,
         )
         return _Frame(event)
 
@@ -135,11 +138,13 @@ def report_events(
         "rows": (compact(index.tie(row)) for row in report.rows),
         "missing": (compact(entry) for entry in missing),
     }
+    within = campaign_id if campaigns > 1 else None
     for part, counts in enumerate(parts, start=1):
         body = frame(part, len(parts)).filled(
             {name: islice(encoded_items[name], counts[name]) for name in _LISTS}
         )
-        yield ReportPart(event_id(request_id, CAMPAIGN_REPORT, part=part), body, counts["missing"])
+        name = event_id(request_id, CAMPAIGN_REPORT, part=part, within=within)
+        yield ReportPart(name, body, counts["missing"])
 
 
 class _ContactIndex:

@@ -1,54 +1,66 @@
-"""Settling a request whose creation outcome is unknown, as an operator decides it.
+"""Settling a campaign whose creation outcome is unknown, as an operator decides it.
 
-Such a request ended ``campaign.failed`` with ``outcome: "unknown"``: its POST may have reached
-the platform, and the platform offers no way to look a campaign up. Someone checks on the
-platform itself, then tells callbridge what they found:
+Such a campaign ended ``failed`` with outcome ``unknown``: its POST may have reached the
+platform, and the platform offers no way to look a campaign up. Someone checks on the platform
+itself, then tells callbridge what they found:
 
-- the campaign exists (``resolve_created``): the request becomes ``created`` with that campaign,
-  its report is scheduled as for any campaign, and the CRM gets ``campaign.created`` — event id
-  ``<request_id>:campaign.created``, so not a repeat of the ``campaign.failed`` it holds;
-- it does not exist (``resend``): the request goes back to ``received`` with a fresh retry
-  budget and the next worker sends it. If the platform creates it, the CRM gets
-  ``campaign.created``. If it fails again, the CRM hears nothing new: it already holds
-  ``<request_id>:campaign.failed``, the contract fixes that event id, and a second event under
-  it would be dropped as a repeat. Refused once the calling window is over: a campaign created
-  then would call no one.
+- the campaign exists (``resolve_created``): it becomes ``created`` with that campaign id, its
+  report is scheduled as for any campaign, and its request is settled as the creation step
+  would have settled it (``handlers.settlement``): the request's ``campaign.created`` if this
+  was the last campaign the request waited for, else a late ``campaign.created`` of its own —
+  ``<request_id>:campaign.created`` for a request of one campaign, so not a repeat of the
+  ``campaign.failed`` the CRM holds; ``<request_id>:campaign.created:<group>`` otherwise;
+- it does not exist (``resend``): the campaign goes back to ``received`` with a fresh retry
+  budget and the next worker sends the body stored for it (nothing is planned again). Created,
+  it is settled as above. Failed again after the request's outcome event, the CRM hears nothing
+  new: it holds that outcome already, and a second event under its id would be dropped as a
+  repeat. Refused once the campaign's window is over: created then, it would call no one.
 
-Only ``failed`` with an unknown outcome is accepted, checked in the UPDATE that changes it, so
-two operators (or an operator and ``resend``'s worker) cannot both settle one request.
+A request of several campaigns names the one with ``group`` (the ``group`` of
+``phones_unknown``); left out, it is the request's only campaign with an unknown outcome. Only
+``failed`` with an unknown outcome is accepted, checked in the UPDATE that changes it, so two
+operators (or an operator and ``resend``'s worker) cannot both settle one campaign.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+
 from adapters.campaign_lookup import sandbox_has_campaign
 from adapters.config import Settings
-from adapters.store import RequestRow, SettleConflict, State, Store, utcnow
-from handlers.create import created_outcome
-from handlers.results import result
+from adapters.store import CampaignRow, SettleConflict, State, Store, utcnow
+from handlers.create import created_changes
+from handlers.settlement import UNKNOWN, settle_request
 
 
 class Refused(Exception):
     """Nothing was changed; the message says why."""
 
 
-def resolve_created(settings: Settings, store: Store, request_id: str, campaign_id: int) -> dict:
-    """Store the request as created with ``campaign_id`` and queue its event; the event."""
-    row = unknown_outcome(store, request_id)
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    """The campaign resolved as created, when its report is due, and the event queued (None
+    while the request waits for another of its campaigns)."""
+
+    campaign: CampaignRow
+    report_due_at: dt.datetime
+    event: dict | None
+
+
+def resolve_created(
+    settings: Settings, store: Store, request_id: str, campaign_id: int, *, group: int | None = None
+) -> Resolved:
+    """Store the campaign as created with ``campaign_id``, and settle its request."""
+    campaign = unknown_campaign(store, request_id, group)
     owner = store.find_by_campaign(campaign_id)
     if owner is not None:
         raise Refused(f"campaign {campaign_id} belongs to request {owner.request_id} already")
-    changes, event = created_outcome(
-        row,
-        campaign_id,
-        utcnow(),
-        phones_rejected=store.request_details(row.request_id)["phones_rejected"],
-    )
+    changes, settled = created_changes(campaign, campaign_id)
     with store.transaction() as conn:
-        _settle(store, conn, row, changes)
-        store.add_event(
-            conn, result(settings, event, correlation_id=row.correlation_id, reply_to=row.reply_to)
-        )
-    return event
+        _settle(store, conn, campaign, changes)
+        outcome = settle_request(settings, store, conn, campaign, settled, utcnow())
+    return Resolved(campaign, settled.report_due_at, None if outcome is None else outcome.event)
 
 
 def check_campaign(settings: Settings, campaign_id: int) -> bool:
@@ -63,13 +75,13 @@ def check_campaign(settings: Settings, campaign_id: int) -> bool:
     return found is True
 
 
-def resend(store: Store, request_id: str) -> None:
-    """Put the request back to ``received`` for a worker to send, with a fresh retry budget."""
-    row = unknown_outcome(store, request_id)
+def resend(store: Store, request_id: str, *, group: int | None = None) -> CampaignRow:
+    """Put the campaign back to ``received`` for a worker to send, with a fresh retry budget."""
+    campaign = unknown_campaign(store, request_id, group)
     now = utcnow()
-    if row.window_end is not None and row.window_end <= now:
+    if campaign.window_end is not None and campaign.window_end <= now:
         raise Refused(
-            f"request {request_id}'s calling window ended at {row.window_end.isoformat()}; a "
+            f"{name(campaign)}'s calling window ended at {campaign.window_end.isoformat()}; a "
             "campaign created now would call no one. If it exists, use --campaign-id"
         )
     changes = {
@@ -81,31 +93,68 @@ def resend(store: Store, request_id: str) -> None:
         "owner": None,
     }
     with store.transaction() as conn:
-        _settle(store, conn, row, changes)
+        _settle(store, conn, campaign, changes)
+    return campaign
 
 
-def unknown_outcome(store: Store, request_id: str) -> RequestRow:
-    """The request, if its outcome is unknown; Refused otherwise."""
-    row = store.get_request(request_id)
-    if row is None:
+def unknown_campaign(store: Store, request_id: str, group: int | None) -> CampaignRow:
+    """The campaign to resolve, if its outcome is unknown; Refused otherwise."""
+    request = store.get_request(request_id)
+    if request is None:
         raise Refused(f"request {request_id} is unknown (never received on this database)")
-    if (row.state, row.outcome) != (State.FAILED, "unknown"):
+    campaigns = store.campaigns_of(request_id)
+    if group is not None:
+        chosen = [campaign for campaign in campaigns if campaign.group_no == group]
+        if not chosen:
+            raise Refused(f"request {request_id} has no campaign {group} (it has {len(campaigns)})")
+        campaign = chosen[0]
+    elif not campaigns:
         raise Refused(
-            f"request {request_id} is {row.state} (outcome {row.outcome or 'none'}): only a "
-            "failed request whose outcome is unknown can be resolved"
+            f"request {request_id} is {request.state} (outcome {request.outcome or 'none'}): "
+            "only a failed campaign whose outcome is unknown can be resolved"
         )
-    return row
+    else:
+        unknown = [campaign for campaign in campaigns if _is_unknown(campaign)]
+        if len(unknown) > 1:
+            groups = ", ".join(str(campaign.group_no) for campaign in unknown)
+            raise Refused(
+                f"request {request_id} has {len(unknown)} campaigns whose outcome is unknown "
+                f"(--group {groups}): name one with --group"
+            )
+        campaign = unknown[0] if unknown else campaigns[0]
+        if not unknown and len(campaigns) > 1:
+            raise Refused(
+                f"request {request_id} has no campaign whose outcome is unknown; see "
+                f"`callbridge status {request_id}`"
+            )
+    if not _is_unknown(campaign):
+        raise Refused(
+            f"{name(campaign)} is {campaign.state} (outcome {campaign.outcome or 'none'}): "
+            "only a failed campaign whose outcome is unknown can be resolved"
+        )
+    return campaign
 
 
-def _settle(store: Store, conn, row: RequestRow, changes: dict) -> None:
+def name(campaign: CampaignRow) -> str:
+    """How the operator's messages name a campaign: by its request alone when it has one."""
+    if not campaign.several:
+        return f"request {campaign.request_id}"
+    return f"request {campaign.request_id}, campaign {campaign.group_no}"
+
+
+def _is_unknown(campaign: CampaignRow) -> bool:
+    return (campaign.state, campaign.outcome) == (State.FAILED, UNKNOWN)
+
+
+def _settle(store: Store, conn, campaign: CampaignRow, changes: dict) -> None:
     try:
-        store.settle(
+        store.settle_campaign(
             conn,
-            row.request_id,
+            campaign.id,
             from_states=(State.FAILED,),
             owner=None,
             changes=changes,
-            outcome="unknown",
+            outcome=UNKNOWN,
         )
     except SettleConflict:
-        raise Refused(f"request {row.request_id} was resolved meanwhile; nothing changed") from None
+        raise Refused(f"{name(campaign)} was resolved meanwhile; nothing changed") from None

@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 
 from adapters.logs import redact
-from adapters.store import Attempt, AuditEntry, RequestRow, Store
+from adapters.store import CREATE, Attempt, AuditEntry, RequestRow, Store
 
 RECEIVED, ATTEMPT, QUEUED, PUBLISHED, OPERATOR = (
     "received",
@@ -36,7 +36,8 @@ class Moment:
 def timeline(store: Store, row: RequestRow) -> list[Moment]:
     """Every moment of ``row``'s life the store knows of, oldest first."""
     moments = [Moment(row.received_at, RECEIVED, "received from the CRM")]
-    moments += [_attempt(attempt) for attempt in store.attempts_of(row.request_id)]
+    several = (row.campaign_count or 1) > 1
+    moments += [_attempt(attempt, several) for attempt in store.attempts_of(row.request_id)]
     for event in store.events_of(row.request_id):
         text = f"{event['event_type']} → {event['queue']}"
         moments.append(Moment(event["created_at"], QUEUED, text, event_id=event["event_id"]))
@@ -48,11 +49,9 @@ def timeline(store: Store, row: RequestRow) -> list[Moment]:
     return sorted(moments, key=lambda moment: moment.at)
 
 
-def _attempt(attempt: Attempt) -> Moment:
-    what = "create campaign" if attempt.kind == "create" else "fetch report"
-    campaign = (
-        f" (campaign {attempt.group_no})" if attempt.group_no and attempt.group_no > 1 else ""
-    )
+def _attempt(attempt: Attempt, several: bool) -> Moment:
+    what = "create campaign" if attempt.kind == CREATE else "fetch report"
+    campaign = f" (campaign {attempt.group_no})" if several and attempt.group_no else ""
     status = f", HTTP {attempt.status}" if attempt.status is not None else ""
     made = f", campaign id {attempt.campaign_id}" if attempt.campaign_id else ""
     text = (

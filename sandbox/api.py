@@ -15,8 +15,9 @@ import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sandbox import faults as fault_specs
 from sandbox.faults import Fault
@@ -24,6 +25,8 @@ from sandbox.reports import PHONE_FORMATS, ReportOptions, report_body
 from sandbox.validation import ROOT, Errors, campaign_errors, report_errors
 
 FIRST_CAMPAIGN_ID = 12345
+# The zone the platform's project is set to: it reads a campaign's date and times in it.
+PLATFORM_ZONE = "Asia/Yekaterinburg"
 # The log of received requests keeps the latest ones only, so a long benchmark stays bounded.
 RECEIVED_KEPT = 100_000
 # A dripped answer starts with this many spaces (JSON allows them), so that it lasts.
@@ -66,8 +69,24 @@ class StoredCampaign:
     def phones(self) -> list[str]:
         return [entry["phone"] for entry in self.body["phones"]]
 
+    @property
+    def window_utc(self) -> tuple[datetime, datetime]:
+        """When the platform would call: the schedule read in ``PLATFORM_ZONE``, in UTC."""
+        schedule = self.body["campaign"]["schedule"]
+        day, zone = date.fromisoformat(schedule["date"]), ZoneInfo(PLATFORM_ZONE)
+        return tuple(
+            datetime.combine(day, time.fromisoformat(schedule[key]), tzinfo=zone).astimezone(UTC)
+            for key in ("start_time", "end_time")
+        )
+
     def as_json(self) -> dict:
-        return {"id": self.id, "created_at": self.created_at.isoformat(), "body": self.body}
+        start, end = self.window_utc
+        return {
+            "id": self.id,
+            "created_at": self.created_at.isoformat(),
+            "window": {"start": start.isoformat(), "end": end.isoformat(), "zone": PLATFORM_ZONE},
+            "body": self.body,
+        }
 
 
 @dataclass(frozen=True)

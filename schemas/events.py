@@ -7,6 +7,7 @@ through untouched (``fields.Raw``): a report may hold 100,000 of them.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -38,17 +39,22 @@ def event_id(
     *,
     part: int | None = None,
     raw_body: bytes | None = None,
+    within: int | None = None,
 ) -> str:
     """The event's stable id, so a consumer can drop the copies at-least-once delivery makes.
 
     A message whose request_id could not be read is named by a hash of its body instead:
-    redelivering the same bytes gives the same id.
+    redelivering the same bytes gives the same id. ``within`` names the campaign an event of a
+    request of several campaigns is about (its campaign id, or the planned campaign's group
+    number for a late ``campaign.created``): ``<request_id>:<type>:<within>[:<part>]``.
     """
     if request_id is None:
         if raw_body is None:
             raise ValueError("an event without a request_id needs the raw body it answers")
         request_id = f"unreadable-{hashlib.sha256(raw_body).hexdigest()[:32]}"
     base = f"{request_id}:{event_type}"
+    if within is not None:
+        base = f"{base}:{within}"
     return base if part is None else f"{base}:{part}"
 
 
@@ -87,6 +93,24 @@ class MissingPhoneSchema(Schema):
     external_id = fields.String(allow_none=True)
 
 
+class UnknownPhoneSchema(MissingPhoneSchema):
+    """A contact of a campaign whose creation outcome is unknown: it may be called."""
+
+    group = fields.Integer()
+
+
+class CampaignSummarySchema(Schema):
+    """One created campaign of a request of several, its window as sent to the platform."""
+
+    campaign_id = fields.Integer()
+    date = fields.String()
+    start_time = fields.String()
+    end_time = fields.String()
+    timezone = fields.String()
+    phones_accepted = fields.Integer()
+    report_due_at = UtcTimestamp()
+
+
 class EventSchema(Schema):
     """What every event carries."""
 
@@ -97,11 +121,15 @@ class EventSchema(Schema):
 
 
 class CampaignCreatedSchema(EventSchema):
+    """``campaigns`` and ``phones_unknown`` only in a request of several campaigns."""
+
     campaign_id = fields.Integer()
     project_id = fields.Integer()
     phones_accepted = fields.Integer()
     phones_rejected = fields.List(fields.Nested(RejectedPhoneSchema))
     report_due_at = UtcTimestamp()
+    campaigns = fields.List(fields.Nested(CampaignSummarySchema))
+    phones_unknown = fields.List(fields.Nested(UnknownPhoneSchema))
 
 
 class CampaignRejectedSchema(EventSchema):
@@ -124,6 +152,7 @@ class CampaignReportSchema(EventSchema):
     count = fields.Integer(allow_none=True)
     part = fields.Integer()
     parts = fields.Integer()
+    campaigns = fields.Integer()  # only in a request of several campaigns: how many
 
 
 class CampaignReportFailedSchema(EventSchema):
@@ -149,17 +178,38 @@ def campaign_created(
     phones_rejected: Sequence[dict],
     report_due_at: datetime,
     occurred_at: datetime,
+    several: Several | None = None,
 ) -> dict:
-    return _CREATED.dump(
-        {
-            **_envelope(CAMPAIGN_CREATED, request_id, occurred_at),
-            "campaign_id": campaign_id,
-            "project_id": project_id,
-            "phones_accepted": phones_accepted,
-            "phones_rejected": phones_rejected,
-            "report_due_at": report_due_at,
-        }
-    )
+    """v1's event, or with ``several`` the event of a request planned as several campaigns."""
+    event = {
+        **_envelope(
+            CAMPAIGN_CREATED,
+            request_id,
+            occurred_at,
+            within=None if several is None else several.late_group,
+        ),
+        "campaign_id": campaign_id,
+        "project_id": project_id,
+        "phones_accepted": phones_accepted,
+        "phones_rejected": phones_rejected,
+        "report_due_at": report_due_at,
+    }
+    if several is not None:
+        event.update(campaigns=several.campaigns, phones_unknown=several.phones_unknown)
+    return _CREATED.dump(event)
+
+
+@dataclasses.dataclass(frozen=True)
+class Several:
+    """What ``campaign.created`` adds for a request planned as several campaigns.
+
+    ``late_group`` is set for a campaign settled (by an operator) after the request's outcome
+    event was published: the event is about that campaign alone, under its own id.
+    """
+
+    campaigns: Sequence[dict]
+    phones_unknown: Sequence[dict] = ()
+    late_group: int | None = None
 
 
 def campaign_rejected(
@@ -210,24 +260,28 @@ def campaign_report(
     part: int,
     parts: int,
     occurred_at: datetime,
+    campaigns: int = 1,
 ) -> dict:
-    """One part of a report; a small report is part 1 of 1."""
+    """One part of a report; a small report is part 1 of 1. ``campaigns``: how many the
+    request has; with more than one the event is named and marked as one campaign's."""
     if not 1 <= part <= parts:
         raise ValueError("part must be between 1 and parts")
-    return _REPORT.dump(
-        {
-            **_envelope(CAMPAIGN_REPORT, request_id, occurred_at, part=part),
-            "campaign_id": campaign_id,
-            "columns": columns,
-            "rows": rows,
-            "missing": missing,
-            "total_duration": total_duration,
-            "avg_duration": avg_duration,
-            "count": count,
-            "part": part,
-            "parts": parts,
-        }
-    )
+    within = campaign_id if campaigns > 1 else None
+    event = {
+        **_envelope(CAMPAIGN_REPORT, request_id, occurred_at, part=part, within=within),
+        "campaign_id": campaign_id,
+        "columns": columns,
+        "rows": rows,
+        "missing": missing,
+        "total_duration": total_duration,
+        "avg_duration": avg_duration,
+        "count": count,
+        "part": part,
+        "parts": parts,
+    }
+    if within is not None:
+        event["campaigns"] = campaigns
+    return _REPORT.dump(event)
 
 
 def campaign_report_failed(
@@ -237,10 +291,12 @@ def campaign_report_failed(
     status: int | None,
     message: str,
     occurred_at: datetime,
+    campaigns: int = 1,
 ) -> dict:
+    within = campaign_id if campaigns > 1 else None
     return _REPORT_FAILED.dump(
         {
-            **_envelope(CAMPAIGN_REPORT_FAILED, request_id, occurred_at),
+            **_envelope(CAMPAIGN_REPORT_FAILED, request_id, occurred_at, within=within),
             "campaign_id": campaign_id,
             "error": {"status": status, "message": message},
         }
@@ -259,10 +315,11 @@ def _envelope(
     *,
     part: int | None = None,
     raw_body: bytes | None = None,
+    within: int | None = None,
 ) -> dict[str, Any]:
     return {
         "type": event_type,
-        "event_id": event_id(request_id, event_type, part=part, raw_body=raw_body),
+        "event_id": event_id(request_id, event_type, part=part, raw_body=raw_body, within=within),
         "request_id": request_id,
         "occurred_at": occurred_at,
     }

@@ -38,7 +38,7 @@ import datetime
 import functools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -60,6 +60,7 @@ from schemas.zones import is_time_zone
 REQUEST_ID_MAX_LENGTH = 128
 EXTERNAL_ID_MAX_LENGTH = 128
 NAME_MAX_LENGTH = 255
+PURPOSE_MAX_LENGTH = 64
 DEFAULT_ATTEMPTS = 1
 DEFAULT_INTERVAL_MINUTES = 5
 MAX_LISTED_ENTRY_ERRORS = 100
@@ -78,7 +79,7 @@ REASON_DUPLICATE = "duplicate of an earlier phone"
 _DIGITS = re.compile(r"[0-9]+")
 NUL = "\x00"
 _MINUTES_DIGITS = len(str(MAX_MINUTES))
-_CONTACT_KEYS = frozenset({"phone", "external_id", "add_data"})
+_CONTACT_KEYS = frozenset({"phone", "external_id", "add_data", "timezone"})
 _SCALARS = (str, int, float)  # bool is an int
 
 
@@ -94,11 +95,12 @@ class RequestRules:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Contact:
-    """An accepted phone of a request."""
+    """An accepted phone of a request; ``timezone`` is the zone the CRM gave it, if any."""
 
     phone: str
     external_id: str | None
     add_data: dict[str, str | int | float | bool]
+    timezone: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +124,8 @@ class CallRequest:
     phones_rejected: tuple[dict, ...]
     report_delay_minutes: int
     report_columns: tuple[dict, ...] | None
+    local_to_contact: bool
+    purpose: str
 
     @property
     def window_start(self) -> datetime.datetime:
@@ -138,25 +142,38 @@ class CallRequest:
         """When the dialog results are fetched: ``report_delay_minutes`` after the window."""
         return report_due_at(window_end=self.window_end, delay_minutes=self.report_delay_minutes)
 
-    def platform_body(self) -> dict:
-        """The ``POST /api/campaigns`` body that creates this request's campaign."""
+    def platform_body(
+        self,
+        window: tuple[datetime.date, datetime.time, datetime.time] | None = None,
+        contacts: Iterable[Contact] | None = None,
+    ) -> dict:
+        """The ``POST /api/campaigns`` body of a campaign of this request: the ``contacts``
+        given called in the ``window`` given (date, start and end as the platform reads them);
+        by default every accepted phone in the request's own window, as v1 sent it."""
+        date, start_time, end_time = window or (self.date, self.start_time, self.end_time)
         return create_campaign_body(
             project_id=self.project_id,
             name=self.name,
             description=self.description,
             start_block_id=self.start_block_id,
             phone_id=self.phone_id,
-            date=self.date,
-            start_time=self.start_time,
-            end_time=self.end_time,
+            date=date,
+            start_time=start_time,
+            end_time=end_time,
             attempts=self.attempts,
             interval=self.interval,
-            phones=((contact.phone, contact.add_data) for contact in self.phones),
+            phones=(
+                (contact.phone, contact.add_data)
+                for contact in (self.phones if contacts is None else contacts)
+            ),
         )
 
     def _utc(self, clock: datetime.time) -> datetime.datetime:
         local = datetime.datetime.combine(self.date, clock, tzinfo=ZoneInfo(self.timezone))
         return local.astimezone(datetime.UTC)
+
+
+OUT_OF_RANGE = {"campaign": {"schedule": {"date": ["Out of range."]}}}
 
 
 def report_due_at(*, window_end: datetime.datetime, delay_minutes: int) -> datetime.datetime:
@@ -333,6 +350,11 @@ def _contact_errors(entry: Any) -> dict:
         errors["external_id"] = [NUL_MESSAGE]
     if add_data_errors := _add_data_errors(entry.get("add_data", {})):
         errors["add_data"] = add_data_errors
+    zone = entry.get("timezone", "UTC")
+    if not isinstance(zone, str):
+        errors["timezone"] = [_not_a_string(zone)]
+    elif not is_time_zone(zone):
+        errors["timezone"] = ["Not a known IANA time zone name."]
     return errors
 
 
@@ -375,7 +397,9 @@ def _accept_phones(entries: list[dict]) -> _Phones:
         external_id = entry.get("external_id")
         if phone is not None and phone not in seen:
             seen.add(phone)
-            accepted.append(Contact(phone, external_id, entry.get("add_data", {})))
+            accepted.append(
+                Contact(phone, external_id, entry.get("add_data", {}), entry.get("timezone"))
+            )
             continue
         reason = REASON_INVALID if phone is None else REASON_DUPLICATE
         rejected.append({"phone": entry["phone"], "external_id": external_id, "reason": reason})
@@ -390,6 +414,7 @@ class ScheduleSchema(Schema):
     interval = IntervalField(load_default=DEFAULT_INTERVAL_MINUTES)
     periods = fields.Nested(PeriodsSchema)
     timezone = Text(validate=_iana_time_zone)
+    local_to_contact = fields.Boolean(truthy={True}, falsy={False})
 
     @validates_schema
     def _end_after_start(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -415,6 +440,7 @@ class CampaignSchema(Schema):
     phone_id = _positive_integer()
     name = Text(validate=validate.Length(max=NAME_MAX_LENGTH))
     description = Text()
+    purpose = Text(validate=validate.Length(min=1, max=PURPOSE_MAX_LENGTH))
     schedule = fields.Nested(ScheduleSchema, required=True)
 
 
@@ -458,12 +484,16 @@ class CallRequestSchema(Schema):
 def _check_timeline(request: CallRequest, now: datetime.datetime) -> None:
     """The window must end after ``now``; its times and the report's must exist at all
     (``9999-12-31`` west of UTC does not), with room after the report's for its retries, or the
-    handlers would fail on them later."""
+    handlers would fail on them later.
+
+    A window in each contact's own time ends at a different moment for each zone: the planner
+    tells, contact by contact, whose window is over.
+    """
     try:
         window_end = request.window_end
     except OverflowError:
-        raise ValidationError({"campaign": {"schedule": {"date": ["Out of range."]}}}) from None
-    if window_end <= now:
+        raise ValidationError(OUT_OF_RANGE) from None
+    if window_end <= now and not request.local_to_contact:
         raise ValidationError(
             {"campaign": {"schedule": {"end_time": ["The calling window has already ended."]}}}
         )
@@ -498,4 +528,6 @@ def _call_request(data: dict[str, Any], rules: RequestRules) -> CallRequest:
         phones_rejected=phones.rejected,
         report_delay_minutes=report.get("delay_minutes", rules.default_report_delay_minutes),
         report_columns=tuple(report["columns"]) if report.get("columns") else None,
+        local_to_contact=schedule.get("local_to_contact", False),
+        purpose=campaign.get("purpose", f"scenario:{campaign['scenario_id']}"),
     )

@@ -62,6 +62,11 @@ def create_all(console) -> None:
         pass
 
 
+def campaign_of(console, request_id: str):
+    (campaign,) = console.store.campaigns_of(request_id)
+    return campaign
+
+
 def rows(html: str) -> list[str]:
     """The request ids of a requests page, in order."""
     table = html.split('id="requests"')[1].split("</table>")[0]
@@ -104,7 +109,7 @@ def test_the_list_filters_by_state_project_and_day_and_finds_by_any_id(deploymen
     assert rows(client.get(f"/requests/?to={yesterday}").get_data(True)) == []
     assert rows(client.get("/requests/?q=filter-b-lead-2").get_data(True)) == ["filter-b"]
     assert rows(client.get("/requests/?q=filter-a").get_data(True)) == ["filter-a"]
-    campaign = deployment.store.get_request("filter-b").campaign_id
+    campaign = campaign_of(deployment, "filter-b").campaign_id
     assert rows(client.get(f"/requests/?q={campaign}").get_data(True)) == ["filter-b"]
     nothing = client.get("/requests/?q=nobody-at-all").get_data(True)
     assert rows(nothing) == [] and "No request is named nobody-at-all" in nothing
@@ -147,6 +152,7 @@ def test_an_unknown_outcome_is_resolved_as_created_and_its_event_published(
         "/attention/",
         "/attention/resolve",
         request_id="lost-1",
+        group="1",
         how="created",
         campaign_id=str(made.id),
     )
@@ -156,10 +162,10 @@ def test_an_unknown_outcome_is_resolved_as_created_and_its_event_published(
     published = [json.loads(b) for b in queued(deployment.environment, "call_results_queue")]
     assert ("campaign.created", made.id) in [(e["type"], e.get("campaign_id")) for e in published]
     again = post_form(
-        client, "/attention/", "/attention/resolve", request_id="lost-1", how="resend"
+        client, "/attention/", "/attention/resolve", request_id="lost-1", group="1", how="resend"
     )
     refused = client.get(again.headers["Location"]).get_data(as_text=True)
-    assert "only a failed request whose outcome is unknown can be resolved" in refused
+    assert "only a failed campaign whose outcome is unknown can be resolved" in refused
     timeline = client.get("/request?id=lost-1").get_data(as_text=True)
     assert "resolve.created by olga (operator) from 127.0.0.1: done" in timeline
 
@@ -172,13 +178,18 @@ def test_a_resend_goes_back_to_a_worker_and_a_viewer_cannot(deployment, sandbox)
     listed = viewer.get("/attention/").get_data(as_text=True)
     assert "again-1" in listed and "<button" not in listed.split("<main>")[1]
     assert (
-        post_form(viewer, "/", "/attention/resolve", request_id="again-1", how="resend").status_code
+        post_form(
+            viewer, "/", "/attention/resolve", request_id="again-1", group="1", how="resend"
+        ).status_code
         == 403
     )
     operator = deployment.client(OPERATOR)
-    post_form(operator, "/attention/", "/attention/resolve", request_id="again-1", how="resend")
-    assert deployment.store.get_request("again-1").state == State.RECEIVED
+    post_form(
+        operator, "/attention/", "/attention/resolve", request_id="again-1", group="1", how="resend"
+    )
+    assert campaign_of(deployment, "again-1").state == State.RECEIVED
     create_all(deployment)
+    assert campaign_of(deployment, "again-1").state == State.CREATED
     assert deployment.store.get_request("again-1").state == State.CREATED
 
 
@@ -187,7 +198,7 @@ def test_a_report_that_failed_is_fetched_now(deployment, sandbox) -> None:
     create_all(deployment)
     as_if_due(deployment.environment["DATABASE_URL"], "late-1", window_ended_ago=dt.timedelta(1))
     sandbox.set_faults(report_faults=["500"] * 50)
-    while deployment.store.get_request("late-1").state != State.REPORT_FAILED:
+    while campaign_of(deployment, "late-1").state != State.REPORT_FAILED:
         as_if_due(deployment.environment["DATABASE_URL"], "late-1")
         report_next(deployment.steps)
     sandbox.set_faults(report_faults=[])
@@ -197,11 +208,11 @@ def test_a_report_that_failed_is_fetched_now(deployment, sandbox) -> None:
     assert "fetch report, try 1: report_failed, HTTP 500" in timeline
     overview = client.get("/").get_data(as_text=True)
     assert "report_failed 1" in overview and "created 1" in overview
-    campaign = deployment.store.get_request("late-1").campaign_id
+    campaign = campaign_of(deployment, "late-1").campaign_id
     done = post_form(client, "/attention/", "/attention/report", campaign_id=str(campaign))
     entry = client.get(done.headers["Location"]).get_data(as_text=True)
     assert "campaign.report part(s)" in entry and ">done<" in entry
-    assert deployment.store.get_request("late-1").state == State.REPORTED
+    assert campaign_of(deployment, "late-1").state == State.REPORTED
     timeline = client.get("/request?id=late-1").get_data(as_text=True)
     assert ": reported, HTTP 200" in timeline and "report.fetch by olga (operator)" in timeline
 

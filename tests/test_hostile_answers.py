@@ -176,9 +176,9 @@ def test_health_fails_while_a_step_holds_a_request_past_its_limit(
         ),
         what="health to see the request held past 2 s",
     )
-    assert stuck.stdout.startswith("unhealthy: 1 request(s) held by a live worker's step")
+    assert stuck.stdout.startswith("unhealthy: 1 campaign(s) held by a live worker's step")
     assert "held-1 sending for" in stuck.stdout
-    assert "no request held too long by a step" in healthy(env)  # the default: deadline + 60 s
+    assert "no campaign held too long by a step" in healthy(env)  # the default: deadline + 60 s
 
     results_reader.wait_for(lambda events: "held-1" in outcomes(events), timeout=20)
     assert callbridge("health", "--max-step-age", "2", env=env).returncode == 0

@@ -17,7 +17,8 @@ FIGURES = {
     "outbox_backlog": 3,
     "outbox_oldest_age_seconds": 42.5,
     "outbox_set_aside": 2,
-    "requests_by_state": {"created": 2, "sending": 1},
+    "requests_by_state": {"created": 2, "pending": 1},
+    "campaigns_by_state": {"created": 2, "sending": 1},
     "reports_due": 1,
 }
 
@@ -52,7 +53,8 @@ def test_gauges_are_read_from_stats_at_each_scrape(server: Any) -> None:
     assert samples[("callbridge_outbox_oldest_age_seconds", ())] == 42.5
     assert samples[("callbridge_outbox_set_aside", ())] == 2
     assert samples[("callbridge_requests_in_state", (("state", "created"),))] == 2
-    assert samples[("callbridge_requests_in_state", (("state", "sending"),))] == 1
+    assert samples[("callbridge_requests_in_state", (("state", "pending"),))] == 1
+    assert samples[("callbridge_campaigns_in_state", (("state", "sending"),))] == 1
     assert samples[("callbridge_reports_due", ())] == 1
 
     stats.figures = {**FIGURES, "outbox_backlog": 0, "outbox_oldest_age_seconds": None}

@@ -17,7 +17,7 @@ from adapters import broker
 from adapters.broker import Delivery
 from adapters.config import load_settings
 from adapters.store import open_store
-from adapters.store.tables import requests_table
+from adapters.store.tables import campaigns_table
 from adapters.topology import contract_queue
 from handlers.accept import accept
 from handlers.health import Health, Limits, assess
@@ -92,7 +92,7 @@ def test_health_judges_each_figure_against_its_limit() -> None:
         True,
         "ok: worker 7 (host h, pid 9) beat 3.0 s ago; outbox empty; no creation due; "
         "no report due; no platform call yet; no unknown outcome; "
-        "no request held too long by a step",
+        "no campaign held too long by a step",
     )
     waiting = {"outbox_backlog": 3, "outbox_oldest_age_seconds": 200.0}
     due = {"created": (2, ago(700)), "received": (1, ago(5)), "retry": (4, ago(9))}
@@ -100,7 +100,7 @@ def test_health_judges_each_figure_against_its_limit() -> None:
     assert late.exit_code == 1
     assert late.line == (
         "unhealthy: 3 event(s) unpublished, the oldest for 200 s (limit 120 s): none published "
-        "ever: the broker is unreachable or refuses it, or the relay is stuck; 2 request(s) due "
+        "ever: the broker is unreachable or refuses it, or the relay is stuck; 2 campaign(s) due "
         "for report, the longest waiting 700 s (limit 600 s)"
     )
     assert assess(workers, waiting, due, limits=Limits(outbox=300, due=900), now=now).ok
@@ -114,7 +114,7 @@ def test_health_judges_each_figure_against_its_limit() -> None:
     )
 
 
-def test_health_fails_when_a_live_workers_step_holds_a_request_past_its_limit() -> None:
+def test_health_fails_when_a_live_workers_step_holds_a_campaign_past_its_limit() -> None:
     now = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
     stale = now - dt.timedelta(minutes=5)
     workers = [
@@ -125,14 +125,21 @@ def test_health_fails_when_a_live_workers_step_holds_a_request_past_its_limit() 
 
     def held(owner: int, seconds: float) -> dict:
         moment = now - dt.timedelta(seconds=seconds)
-        return {"request_id": f"r{owner}", "state": "sending", "owner": owner, "updated_at": moment}
+        return {
+            "request_id": f"r{owner}",
+            "group_no": 2,
+            "campaign_count": 3,
+            "state": "sending",
+            "owner": owner,
+            "updated_at": moment,
+        }
 
     limits = Limits(step=120)
     stuck = assess(workers, quiet, {}, limits=limits, now=now, held=[held(7, 130)])
     assert stuck == Health(
         False,
-        "unhealthy: 1 request(s) held by a live worker's step for over 120 s: r7 sending for "
-        "130 s by worker 7 (its step is stuck)",
+        "unhealthy: 1 campaign(s) held by a live worker's step for over 120 s: r7 campaign 2 "
+        "sending for 130 s by worker 7 (its step is stuck)",
     )
     dead_owners = assess(workers, quiet, {}, limits=limits, now=now, held=[held(8, 500)])
     assert dead_owners.ok, "a dead worker's rows are settled by the live ones, not a stall"
@@ -198,7 +205,7 @@ def test_health_fails_while_requests_wait_behind_a_refused_token(
     worker.wait_for_log('"paused"')
     late = eventually_exits(environment, 1, "health", "--max-due-age", "1")
     assert cli(environment, "health").returncode == 0, "600 s is the default limit"
-    assert "unhealthy: 1 request(s) due for creation, the longest waiting" in one_line(late)
+    assert "unhealthy: 1 campaign(s) due for creation, the longest waiting" in one_line(late)
 
 
 def test_health_fails_while_the_outbox_cannot_be_published(
@@ -383,7 +390,7 @@ def test_resolve_with_the_campaign_id_publishes_created_without_a_worker(
     assert "state:           created" in status and "report due:" in status
     again = cli(environment, "resolve", unknown, "--resend")
     assert again.returncode == 1
-    assert f"request {unknown} is created (outcome created): only a failed request" in again.stderr
+    assert f"request {unknown} is created (outcome created): only a failed campaign" in again.stderr
     assert cli(environment, "resolve", "never-seen", "--resend").returncode == 1
 
 
@@ -422,8 +429,8 @@ def test_resolve_resend_lets_a_worker_try_again_and_a_second_failure_stays_quiet
     ended = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(hours=1)
     with store.transaction() as conn:
         conn.execute(
-            sa.update(requests_table)
-            .where(requests_table.c.request_id == "resend-late")
+            sa.update(campaigns_table)
+            .where(campaigns_table.c.request_id == "resend-late")
             .values(window_end=ended)
         )
     store.engine.dispose()

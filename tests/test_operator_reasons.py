@@ -243,11 +243,11 @@ def test_health_fails_while_an_unknown_outcome_waits_longer_than_the_bound(
     publish(rabbitmq_url, queues.requests, call_request("unknown-waits"))
     results_reader.wait_for(lambda events: events)
 
-    assert "1 request(s) with an unknown outcome wait" in cli(environment, "health").stdout
+    assert "1 campaign(s) with an unknown outcome wait" in cli(environment, "health").stdout
     late = until(lambda: cli(environment, "health", "--max-unknown-age", "1").returncode == 1)
     late = cli(environment, "health", "--max-unknown-age", "1")
     assert re.search(
-        r"unhealthy: 1 request\(s\) with an unknown outcome wait for `callbridge resolve`, the "
+        r"unhealthy: 1 campaign\(s\) with an unknown outcome wait for `callbridge resolve`, the "
         r"oldest for \d+ s \(limit 1 s\)",
         late.stdout,
     ), late.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import functools
 import http.client
 import json
@@ -242,6 +243,24 @@ def test_create_keeps_the_campaign_and_gives_increasing_ids(
     assert stored[0].body == body
     assert stored[0].phones == list(PHONES)
     assert stored[0].created_at.tzinfo is not None
+
+
+def test_each_campaign_is_recorded_with_when_the_platform_would_call(
+    sandbox: SandboxServer, sandbox_token: str
+) -> None:
+    """The document's 2026-12-01 09:00-17:00, read in the project's zone (Yekaterinburg)."""
+    Client(sandbox, sandbox_token).create(documented_campaign_body(*PHONES))
+    (campaign,) = sandbox.campaigns
+    assert campaign.window_utc == (
+        datetime.datetime(2026, 12, 1, 4, 0, tzinfo=datetime.UTC),
+        datetime.datetime(2026, 12, 1, 12, 0, tzinfo=datetime.UTC),
+    )
+    (listed,) = requests.get(f"{sandbox.url}/_sandbox/campaigns", timeout=5).json()
+    assert listed["window"] == {
+        "start": "2026-12-01T04:00:00+00:00",
+        "end": "2026-12-01T12:00:00+00:00",
+        "zone": "Asia/Yekaterinburg",
+    }
 
 
 def test_the_connection_is_kept_alive_between_calls(sandbox: SandboxServer, sandbox_token) -> None:

@@ -43,6 +43,8 @@ REQUEST = CallRequest(
     phones_rejected=(),
     report_delay_minutes=15,
     report_columns=None,
+    local_to_contact=False,
+    purpose="scenario:951",
 )
 
 

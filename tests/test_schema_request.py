@@ -104,6 +104,8 @@ def test_the_contract_example_loads() -> None:
         phones_rejected=(),
         report_delay_minutes=15,
         report_columns=None,
+        local_to_contact=False,
+        purpose="scenario:951",
     )
     assert request.window_start == datetime.datetime(2026, 12, 1, 4, 0, tzinfo=datetime.UTC)
     assert request.window_end == datetime.datetime(2026, 12, 1, 12, 0, tzinfo=datetime.UTC)

@@ -19,7 +19,7 @@ from adapters.config import Settings
 from adapters.liveness import hold_liveness
 from adapters.platform_client import PlatformClient
 from adapters.store import State, Store, open_store, utcnow
-from adapters.store.tables import outbox_table, requests_table
+from adapters.store.tables import campaigns_table, outbox_table
 from handlers.accept import accept
 from handlers.context import StepContext
 from handlers.create import create_next
@@ -58,11 +58,17 @@ def outbox(store: Store) -> list[dict]:
         return [json.loads(body) for (body,) in rows]
 
 
+def campaign(store: Store, request_id: str):
+    """The request's one campaign."""
+    (found,) = store.campaigns_of(request_id)
+    return found
+
+
 def make_due(store: Store, request_id: str) -> None:
     with store.transaction() as conn:
         conn.execute(
-            requests_table.update()
-            .where(requests_table.c.request_id == request_id)
+            campaigns_table.update()
+            .where(campaigns_table.c.request_id == request_id)
             .values(next_attempt_at=(utcnow() - dt.timedelta(seconds=1)).replace(tzinfo=None))
         )
 
@@ -76,14 +82,15 @@ def test_creation_posts_once_and_queues_created(ctx: StepContext, sandbox) -> No
     assert create_next(ctx) is True
     assert create_next(ctx) is False, "nothing else is due"
 
-    (campaign,) = sandbox.campaigns
-    row = ctx.store.get_request("step-1")
-    assert (row.state, row.campaign_id, row.owner) == (State.CREATED, campaign.id, None)
-    assert campaign.phones == [e164(0), e164(1)]
+    (made,) = sandbox.campaigns
+    row = campaign(ctx.store, "step-1")
+    assert (row.state, row.campaign_id, row.owner) == (State.CREATED, made.id, None)
+    assert ctx.store.get_request("step-1").state == State.CREATED
+    assert made.phones == [e164(0), e164(1)]
     (event,) = outbox(ctx.store)
     assert (event["type"], event["campaign_id"], event["phones_accepted"]) == (
         "campaign.created",
-        campaign.id,
+        made.id,
         2,
     )
 
@@ -95,8 +102,8 @@ def test_an_unavailable_platform_schedules_a_retry_and_queues_nothing(ctx, sandb
     before = utcnow()
     assert create_next(ctx) is True
 
-    row = ctx.store.get_request("step-503")
-    assert row.state == State.RETRY
+    row = campaign(ctx.store, "step-503")
+    assert (row.state, row.last_status) == (State.RETRY, 503)
     assert row.next_attempt_at >= before + dt.timedelta(seconds=30), "Retry-After is a floor"
     assert outbox(ctx.store) == []
     assert create_next(ctx) is False, "not due again before its time"
@@ -114,7 +121,8 @@ def test_a_refusal_fails_the_request_with_the_platforms_message(ctx, sandbox) ->
         "not_created",
         422,
     )
-    assert ctx.store.get_request("step-422").state == State.FAILED
+    assert campaign(ctx.store, "step-422").state == State.FAILED
+    assert ctx.store.get_request("step-422").outcome == "not_created"
 
 
 def test_a_refused_token_puts_the_request_back_and_closes_the_gate(ctx, sandbox) -> None:
@@ -123,7 +131,7 @@ def test_a_refused_token_puts_the_request_back_and_closes_the_gate(ctx, sandbox)
 
     assert create_next(ctx) is True
 
-    row = ctx.store.get_request("step-401")
+    row = campaign(ctx.store, "step-401")
     assert (row.state, row.attempts) == (State.RECEIVED, 0), "the attempt does not count"
     assert outbox(ctx.store) == []
     assert create_next(ctx) is False, "the gate is closed: nothing is claimed"
@@ -139,7 +147,7 @@ def test_a_due_report_is_fetched_and_queued_in_parts(ctx: StepContext, sandbox) 
 
     assert report_next(ctx) is True
 
-    assert ctx.store.get_request("step-report").state == State.REPORTED
+    assert campaign(ctx.store, "step-report").state == State.REPORTED
     created, report = outbox(ctx.store)
     assert (created["type"], report["type"]) == ("campaign.created", "campaign.report")
     assert sorted(row["external_id"] for row in report["rows"]) == [
@@ -156,7 +164,7 @@ def test_a_failing_report_call_is_retried_later(ctx: StepContext, sandbox) -> No
 
     report_next(ctx)
 
-    row = ctx.store.get_request("step-report-502")
+    row = campaign(ctx.store, "step-report-502")
     assert (row.state, row.report_attempts) == (State.CREATED, 1)
     assert row.next_attempt_at > utcnow()
     assert [event["type"] for event in outbox(ctx.store)] == ["campaign.created"]
@@ -171,11 +179,11 @@ def test_a_dead_workers_sending_row_fails_unknown_and_its_reporting_row_goes_bac
     receive(ctx, call_request("orphan-sending"))
     receive(ctx, call_request("orphan-reporting"))
     dead = store.register_worker(hostname="gone", pid=2)
-    claimed, _body, _rejected = store.claim_create(dead, utcnow())  # left "sending" by it
+    claimed, _body = store.claim_create(dead, utcnow())  # left "sending" by it
     with store.transaction() as conn:
         conn.execute(
-            requests_table.update()
-            .where(requests_table.c.state == State.RECEIVED)
+            campaigns_table.update()
+            .where(campaigns_table.c.state == State.RECEIVED)
             .values(state=State.REPORTING, owner=dead)
         )
     liveness = hold_liveness(store, ctx.owner)
@@ -186,8 +194,9 @@ def test_a_dead_workers_sending_row_fails_unknown_and_its_reporting_row_goes_bac
 
     assert settled == 2
     other = ({"orphan-sending", "orphan-reporting"} - {claimed.request_id}).pop()
+    assert campaign(store, claimed.request_id).state == State.FAILED
     assert store.get_request(claimed.request_id).state == State.FAILED
-    assert store.get_request(other).state == State.CREATED, "a report is only a read: again"
+    assert campaign(store, other).state == State.CREATED, "a report is only a read: again"
     (event,) = outbox(store)
     assert event["request_id"] == claimed.request_id
     assert (event["type"], event["outcome"]) == ("campaign.failed", "unknown")
@@ -197,14 +206,14 @@ def test_a_dead_workers_sending_row_fails_unknown_and_its_reporting_row_goes_bac
 
 def test_a_row_this_process_is_working_on_is_left_alone(ctx: StepContext, store: Store) -> None:
     receive(ctx, call_request("mine"))
-    store.claim_create(ctx.owner, utcnow())
+    mine, _body = store.claim_create(ctx.owner, utcnow())
     with store.transaction() as conn:  # as if claimed long ago
-        conn.execute(requests_table.update().values(updated_at=dt.datetime(2020, 1, 1)))
+        conn.execute(campaigns_table.update().values(updated_at=dt.datetime(2020, 1, 1)))
     liveness = hold_liveness(store, ctx.owner)
     try:
-        with ctx.working_on("mine"):
+        with ctx.working_on(mine.id):
             assert settle_orphans(ctx, liveness) == 0
         assert settle_orphans(ctx, liveness) == 1, "abandoned once no step holds it"
     finally:
         liveness.close()
-    assert store.get_request("mine").outcome == "unknown"
+    assert campaign(store, "mine").outcome == "unknown"

@@ -11,15 +11,19 @@ import sqlalchemy as sa
 
 from adapters.store import (
     Event,
+    NewCampaign,
     NewRequest,
     PlatformView,
     SettleConflict,
+    State,
     Store,
     StoreMissing,
     open_store,
     utcnow,
 )
-from adapters.store.tables import PLATFORM_VIEW_COLUMNS, SCHEMA_VERSION, schema_meta
+from adapters.store.tables import SCHEMA_VERSION, schema_meta
+from tests.builders import call_request
+from tests.v2_store import V2_OUTBOX, V2_WORKERS, make_v2_store, v2_row
 
 
 @pytest.fixture
@@ -30,7 +34,7 @@ def store(store_url: str) -> Store:
     store.engine.dispose()
 
 
-def new_request(request_id: str) -> NewRequest:
+def new_request(request_id: str, *, campaigns: int = 1) -> NewRequest:
     start = utcnow() + dt.timedelta(hours=1)
     return NewRequest(
         request_id=request_id,
@@ -39,13 +43,24 @@ def new_request(request_id: str) -> NewRequest:
         start_block_id=10,
         correlation_id=None,
         reply_to=None,
-        create_body=b'{"campaign": {}}',
-        contacts=[("+79123456789", "lead-1")],
+        purpose="scenario:951",
+        timezone="Asia/Yekaterinburg",
         phones_rejected=[{"phone": "12", "reason": "x"}],
         report_columns=None,
-        window_start=start,
-        window_end=start + dt.timedelta(hours=1),
         report_delay_minutes=15,
+        campaigns=[
+            NewCampaign(
+                group_no=group,
+                create_body=b'{"campaign": {}}',
+                contacts=[(f"+7912345678{group}", f"lead-{group}")],
+                window_start=start,
+                window_end=start + dt.timedelta(hours=1),
+                platform_date="2026-12-01",
+                platform_start="09:00",
+                platform_end="10:00",
+            )
+            for group in range(1, campaigns + 1)
+        ],
     )
 
 
@@ -56,21 +71,53 @@ def event(event_id: str) -> Event:
 def test_a_duplicate_request_id_changes_nothing(store: Store) -> None:
     with store.transaction() as conn:
         assert store.add_request(conn, new_request("r-1"))
-    changed = new_request("r-1")
+    changed = new_request("r-1", campaigns=3)
     with store.transaction() as conn:
         assert not store.add_request(conn, dataclasses.replace(changed, project_id=99))
     assert store.get_request("r-1").project_id == 1
+    assert len(store.campaigns_of("r-1")) == 1
 
 
-def test_a_claim_commits_sending_and_returns_the_body(store: Store) -> None:
+def test_a_claim_commits_sending_and_returns_the_body_and_what_the_request_gives(
+    store: Store,
+) -> None:
     with store.transaction() as conn:
         store.add_request(conn, new_request("r-1"))
-    row, body, phones_rejected = store.claim_create(owner=7, now=utcnow())
-    assert (row.request_id, row.state, row.owner, row.attempts) == ("r-1", "sending", 7, 1)
+    row, body = store.claim_create(owner=7, now=utcnow())
+    assert (row.request_id, row.group_no, row.state, row.owner, row.attempts) == (
+        "r-1",
+        1,
+        "sending",
+        7,
+        1,
+    )
     assert body == b'{"campaign": {}}'
-    assert (row.phones_accepted, phones_rejected) == (1, [{"phone": "12", "reason": "x"}])
-    assert store.get_request("r-1").state == "sending"
+    assert (row.phones_accepted, row.project_id, row.campaign_count) == (1, 1, 1)
+    assert store.campaigns_of("r-1")[0].state == "sending"
+    assert store.get_request("r-1").state == "pending"
     assert store.claim_create(owner=8, now=utcnow()) is None
+
+
+def test_a_claim_reads_its_own_requests_fields_among_others(store: Store) -> None:
+    with store.transaction() as conn:
+        store.add_rejected_request(conn, request_id="r-0", correlation_id="c-0", reply_to=None)
+        store.add_request(conn, dataclasses.replace(new_request("r-1"), project_id=1))
+        store.add_request(conn, dataclasses.replace(new_request("r-2"), project_id=2))
+    claimed = [store.claim_create(owner=7, now=utcnow())[0] for _ in range(2)]
+    assert sorted((row.request_id, row.project_id) for row in claimed) == [("r-1", 1), ("r-2", 2)]
+    assert {row.report_delay_minutes for row in claimed} == {15}
+
+
+def test_each_campaign_of_a_request_is_claimed_on_its_own(store: Store) -> None:
+    with store.transaction() as conn:
+        store.add_request(conn, new_request("r-3", campaigns=3))
+    claimed = [store.claim_create(owner=7, now=utcnow())[0] for _ in range(3)]
+    assert sorted(row.group_no for row in claimed) == [1, 2, 3]
+    assert {row.campaign_count for row in claimed} == {3}
+    assert store.claim_create(owner=7, now=utcnow()) is None
+    assert store.contacts_of([claimed[0].id]) == {
+        claimed[0].id: [(f"+7912345678{claimed[0].group_no}", f"lead-{claimed[0].group_no}")]
+    }
 
 
 def test_a_request_not_yet_due_is_not_claimed(store: Store) -> None:
@@ -82,10 +129,53 @@ def test_a_request_not_yet_due_is_not_claimed(store: Store) -> None:
 def test_settling_a_row_someone_else_holds_is_refused(store: Store) -> None:
     with store.transaction() as conn:
         store.add_request(conn, new_request("r-1"))
-    store.claim_create(owner=7, now=utcnow())
+    row, _body = store.claim_create(owner=7, now=utcnow())
     with pytest.raises(SettleConflict), store.transaction() as conn:
-        store.settle(conn, "r-1", from_states=("sending",), owner=8, changes={"state": "created"})
-    assert store.get_request("r-1").state == "sending"
+        store.settle_campaign(
+            conn, row.id, from_states=("sending",), owner=8, changes={"state": "created"}
+        )
+    assert store.campaigns_of("r-1")[0].state == "sending"
+
+
+def test_a_requests_outcome_is_set_once(store: Store) -> None:
+    with store.transaction() as conn:
+        store.add_request(conn, new_request("r-1"))
+    with store.transaction() as conn:
+        rejected = store.settle_request(
+            conn, "r-1", from_states=(State.PENDING,), state=State.CREATED, outcome="created"
+        )
+        again = store.settle_request(
+            conn, "r-1", from_states=(State.PENDING,), state=State.FAILED, outcome="unknown"
+        )
+    assert (rejected, again) == ([{"phone": "12", "reason": "x"}], None)
+    assert (store.get_request("r-1").state, store.get_request("r-1").outcome) == (
+        "created",
+        "created",
+    )
+
+
+def test_health_reads_held_work_and_unknown_outcomes_off_the_campaigns(store: Store) -> None:
+    with store.transaction() as conn:
+        store.add_request(conn, new_request("r-2", campaigns=2))
+    first, _ = store.claim_create(owner=7, now=utcnow())
+    second, _ = store.claim_create(owner=7, now=utcnow())
+    with store.transaction() as conn:
+        store.settle_campaign(
+            conn,
+            first.id,
+            from_states=(State.SENDING,),
+            owner=7,
+            changes={"state": State.FAILED, "outcome": "unknown", "owner": None},
+        )
+    later = utcnow() + dt.timedelta(minutes=1)
+    assert [
+        (row["request_id"], row["group_no"], row["campaign_count"], row["state"], row["owner"])
+        for row in store.held_since(later)
+    ] == [("r-2", second.group_no, 2, "sending", 7)]
+    assert store.held_since(utcnow() - dt.timedelta(minutes=1)) == []
+    count, oldest = store.unknown_outcomes()
+    assert (count, oldest <= utcnow()) == (1, True)
+    assert store.get_request("r-2").state == "pending", "the request waits for its other one"
 
 
 def test_an_event_id_is_queued_once(store: Store) -> None:
@@ -112,22 +202,22 @@ def test_concurrent_claims_never_hand_out_a_row_twice(postgres_url: str) -> None
     store = open_store(postgres_url, pool_size=8)
     store.create_schema()
     with store.transaction() as conn:
-        for n in range(200):
-            store.add_request(conn, new_request(f"r-{n}"))
-    claimed: list[str] = []
+        for n in range(100):
+            store.add_request(conn, new_request(f"r-{n}", campaigns=2))
+    claimed: list[tuple[str, int]] = []
     lock = threading.Lock()
 
     def claim_all(owner: int) -> None:
         while (got := store.claim_create(owner, utcnow())) is not None:
             with lock:
-                claimed.append(got[0].request_id)
+                claimed.append((got[0].request_id, got[0].group_no))
 
     threads = [threading.Thread(target=claim_all, args=(n,)) for n in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(claimed) == sorted(f"r-{n}" for n in range(200))
+    assert sorted(claimed) == sorted((f"r-{n}", group) for n in range(100) for group in (1, 2))
     store.engine.dispose()
 
 
@@ -174,43 +264,88 @@ def test_a_newer_schema_is_refused(store: Store) -> None:
         store.create_schema()
 
 
-def as_version_2(conn: sa.Connection) -> None:
-    """Take away what schema versions 3 and 4 added: the workers' view of the platform, and the
-    outbox's refusals."""
-    for column in PLATFORM_VIEW_COLUMNS:
-        conn.execute(sa.text(f"ALTER TABLE callbridge_workers DROP COLUMN {column.name}"))
-    for index in ("ix_callbridge_outbox_waiting", "ix_callbridge_outbox_set_aside"):
-        conn.execute(sa.text(f"DROP INDEX {index}"))
-    for column in ("refusals", "retry_at", "set_aside_at", "set_aside_reason"):
-        conn.execute(sa.text(f"ALTER TABLE callbridge_outbox DROP COLUMN {column}"))
-    conn.execute(sa.update(schema_meta).values(value="2"))
+def test_a_version_1_store_is_migrated_with_its_phone_counts(store_url: str) -> None:
+    make_v2_store(store_url, [v2_row("r-old", "received", call_request("r-old"))], version=1)
+    store = open_store(store_url)
+    store.create_schema()
+    (campaign,) = store.campaigns_of("r-old")
+    assert campaign.phones_accepted == 2
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(schema_meta.c.value)).scalar() == str(SCHEMA_VERSION)
+    store.engine.dispose()
 
 
-def test_a_version_2_outbox_is_migrated_and_its_events_stay_pending(store: Store) -> None:
-    with store.transaction() as conn:
-        store.add_event(conn, event("e-old"))
-        as_version_2(conn)
+def test_a_version_2_store_becomes_one_campaign_per_request_as_it_stood(store_url: str) -> None:
+    body = call_request("v2")
+    due = dt.datetime(2026, 1, 1, 12, 0)
+    make_v2_store(
+        store_url,
+        [
+            v2_row("v2-received", "received", body),
+            v2_row("v2-sending", "sending", body, owner=99, attempts=1),
+            v2_row("v2-reported", "reported", body, campaign_id=7, report_due_at=due),
+            v2_row("v2-unknown", "failed", body, outcome="unknown", attempts=1),
+            {**v2_row("v2-rejected", "rejected", body, outcome="rejected"), "create_body": None},
+        ],
+    )
+    store = open_store(store_url)
+    store.create_schema()
+    seen = {
+        request_id: (
+            store.get_request(request_id).state,
+            [(c.group_no, c.state, c.outcome, c.owner) for c in store.campaigns_of(request_id)],
+        )
+        for request_id in ("v2-received", "v2-sending", "v2-reported", "v2-unknown", "v2-rejected")
+    }
+    assert seen == {
+        "v2-received": ("pending", [(1, "received", None, None)]),
+        "v2-sending": ("pending", [(1, "sending", None, 99)]),
+        "v2-reported": ("created", [(1, "reported", None, None)]),
+        "v2-unknown": ("failed", [(1, "failed", "unknown", None)]),
+        "v2-rejected": ("rejected", []),
+    }
+    (reported,) = store.campaigns_of("v2-reported")
+    assert (reported.campaign_id, reported.report_due_at) == (7, due.replace(tzinfo=dt.UTC))
+    assert store.get_request("v2-received").purpose == "scenario:951"
+    assert store.claim_create(owner=1, now=utcnow())[0].request_id == "v2-received"
+    assert store.unknown_outcomes()[0] == 1
+    store.engine.dispose()
+
+
+def test_a_version_2_outbox_is_migrated_and_its_events_stay_pending(store_url: str) -> None:
+    make_v2_store(store_url, [])
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(
+            V2_OUTBOX.insert().values(
+                event_id="e-old",
+                event_type="campaign.created",
+                queue="results",
+                body=b"{}",
+                properties="{}",
+                created_at=dt.datetime(2026, 1, 1),
+            )
+        )
+    engine.dispose()
+    store = open_store(store_url)
     store.create_schema()
     with store.pending_events(10) as (batch, _):
         assert [(p.event.event_id, p.refusals) for p in batch] == [("e-old", 0)]
+    store.engine.dispose()
 
 
-def test_a_version_1_store_is_migrated_with_its_phone_counts(store: Store) -> None:
-    with store.transaction() as conn:
-        store.add_request(conn, new_request("r-old"))
-        as_version_2(conn)
-        conn.execute(sa.text("ALTER TABLE callbridge_requests DROP COLUMN phones_accepted"))
-        conn.execute(sa.update(schema_meta).values(value="1"))
-    store.create_schema()
-    assert store.get_request("r-old").phones_accepted == 1
-    with store.engine.connect() as conn:
-        assert conn.execute(sa.select(schema_meta.c.value)).scalar() == str(SCHEMA_VERSION)
-
-
-def test_a_version_2_store_is_migrated_so_that_workers_show_the_platform(store: Store) -> None:
-    worker = store.register_worker(hostname="h", pid=1)
-    with store.transaction() as conn:
-        as_version_2(conn)
+def test_a_version_2_store_is_migrated_so_that_workers_show_the_platform(store_url: str) -> None:
+    make_v2_store(store_url, [])
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        started = dt.datetime(2026, 12, 1, 8, 0)
+        worker = conn.execute(
+            V2_WORKERS.insert()
+            .values(hostname="h", pid=1, started_at=started, heartbeat_at=started)
+            .returning(V2_WORKERS.c.worker_key)
+        ).scalar_one()
+    engine.dispose()
+    store = open_store(store_url)
     store.create_schema()
     failing = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
     store.heartbeat(
@@ -224,6 +359,7 @@ def test_a_version_2_store_is_migrated_so_that_workers_show_the_platform(store: 
         401,
     )
     assert row["platform_ok_at"] is None
+    store.engine.dispose()
 
 
 def test_a_command_never_makes_a_sqlite_store_it_was_to_read(tmp_path) -> None:

@@ -6,10 +6,11 @@ until its publisher confirm arrives. A crash at any instant therefore loses noth
 state change made in one transaction with its event can never be half done.
 
 The store is SQLAlchemy Core over SQLite (one worker process) or PostgreSQL (any number), in
-parts: the tables and their migrations, the engine, a request's life (``requests``), the
-outbox, the registered workers, the count of messages delivered again, the read models that
-health, metrics and the operator's commands show, and the audit log of what operators did.
-``Store`` is all of them over one engine.
+parts: the tables and their migrations, the engine, a request and its outcome (``requests``),
+the life of each campaign a request was planned as (``campaigns``), the outbox, the registered
+workers, the count of messages delivered again, the read models that health, metrics and the
+operator's commands show, the console's lists (``browse``), the attempts log of every platform
+call, and the audit log of what operators did. ``Store`` is all of them over one engine.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from adapters.store.attempts import CREATE, REPORT, Attempt, Attempts
 from adapters.store.audit import Audit, AuditEntry
 from adapters.store.browse import Browse
+from adapters.store.campaigns import SettleConflict
 from adapters.store.deliveries import Deliveries
 from adapters.store.engine import StoreMissing, create_engine
 from adapters.store.faults import describe_store_fault, is_store_fault
@@ -24,15 +26,17 @@ from adapters.store.migrations import Migrations
 from adapters.store.outbox import Outbox, Settlement
 from adapters.store.read_models import ReadModels
 from adapters.store.records import (
+    CampaignRow,
     Event,
+    NewCampaign,
     NewRequest,
     PendingEvent,
     PlatformView,
     RequestRow,
     utcnow,
 )
-from adapters.store.requests import Requests, SettleConflict
-from adapters.store.states import IN_FLIGHT, PENDING_CREATE, State
+from adapters.store.requests import Requests
+from adapters.store.states import IN_FLIGHT, PENDING_CREATE, UNSETTLED, State
 from adapters.store.workers import Workers
 
 __all__ = [
@@ -40,9 +44,12 @@ __all__ = [
     "IN_FLIGHT",
     "PENDING_CREATE",
     "REPORT",
+    "UNSETTLED",
     "Attempt",
     "AuditEntry",
+    "CampaignRow",
     "Event",
+    "NewCampaign",
     "NewRequest",
     "PendingEvent",
     "PlatformView",

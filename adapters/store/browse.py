@@ -16,8 +16,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from adapters.store.engine import Database
-from adapters.store.records import ROW_COLUMNS, aware, naive, request_row
-from adapters.store.tables import external_ids_table, outbox_table, requests_table
+from adapters.store.records import CAMPAIGN_COLUMNS, CampaignRow, aware, campaign_row, naive
+from adapters.store.tables import (
+    campaigns_table,
+    external_ids_table,
+    outbox_table,
+    requests_table,
+)
 
 _INDEX_EXTERNAL_ID = external_ids_table.insert()
 _SINCE = sa.bindparam("since", type_=sa.DateTime)
@@ -35,6 +40,8 @@ _LISTED = (
     _REQUESTS.state,
     _REQUESTS.outcome,
     _REQUESTS.project_id,
+    _REQUESTS.purpose,
+    _REQUESTS.campaign_count,
     _REQUESTS.received_at,
     _REQUESTS.updated_at,
 )
@@ -46,6 +53,7 @@ class RequestFilter:
 
     state: str | None = None
     project_id: int | None = None
+    purpose: str | None = None
     received_from: dt.datetime | None = None
     received_to: dt.datetime | None = None
     # The requests a search found (by request_id, external_id or campaign id).
@@ -66,6 +74,8 @@ class ListedRequest:
     state: str
     outcome: str | None
     project_id: int | None
+    purpose: str | None
+    campaign_count: int | None
     received_at: dt.datetime
     updated_at: dt.datetime
 
@@ -183,20 +193,23 @@ class Browse(Database):
             "published_at": aware(row.published_at),
         }
 
-    def waiting_for_operator(self, state: str, *, outcome: str | None, limit: int) -> list:
-        """Requests in ``state`` (with ``outcome``, when given) that an operator must settle,
+    def campaigns_waiting(
+        self, state: str, *, outcome: str | None, limit: int
+    ) -> list[CampaignRow]:
+        """Campaigns in ``state`` (with ``outcome``, when given) that an operator must settle,
         the longest waiting first."""
-        where = [_REQUESTS.state == state]
+        campaigns = campaigns_table.c
+        where = [campaigns.state == state]
         if outcome is not None:
-            where.append(_REQUESTS.outcome == outcome)
+            where.append(campaigns.outcome == outcome)
         with self.reading() as conn:
             rows = conn.execute(
-                sa.select(*ROW_COLUMNS)
+                sa.select(*CAMPAIGN_COLUMNS)
                 .where(*where)
-                .order_by(_REQUESTS.updated_at, _REQUESTS.request_id)
+                .order_by(campaigns.updated_at, campaigns.id)
                 .limit(limit)
             )
-            return [request_row(row) for row in rows]
+            return [campaign_row(row) for row in rows]
 
 
 def _conditions(narrowed: RequestFilter) -> list[sa.ColumnElement[bool]]:
@@ -205,6 +218,8 @@ def _conditions(narrowed: RequestFilter) -> list[sa.ColumnElement[bool]]:
         where.append(_REQUESTS.state == narrowed.state)
     if narrowed.project_id is not None:
         where.append(_REQUESTS.project_id == narrowed.project_id)
+    if narrowed.purpose is not None:
+        where.append(_REQUESTS.purpose == narrowed.purpose)
     if narrowed.received_from is not None:
         where.append(_REQUESTS.received_at >= naive(narrowed.received_from))
     if narrowed.received_to is not None:

@@ -14,12 +14,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from adapters.store.engine import Database
+from adapters.store.states import State
 from adapters.store.tables import (
     PLATFORM_VIEW_COLUMNS,
     SCHEMA_VERSION,
     metadata,
     outbox_table,
-    requests_table,
     schema_meta,
 )
 
@@ -70,15 +70,12 @@ def _count_accepted_phones(conn: Connection) -> None:
     """2: the count of accepted phones is kept, so creating a campaign needs no second read."""
     conn.execute(sa.text("ALTER TABLE callbridge_requests ADD COLUMN phones_accepted INTEGER"))
     rows = conn.execute(
-        sa.select(requests_table.c.request_id, requests_table.c.contacts).where(
-            requests_table.c.contacts.is_not(None)
-        )
+        sa.text("SELECT request_id, contacts FROM callbridge_requests WHERE contacts IS NOT NULL")
     ).all()
     for request_id, contacts in rows:
         conn.execute(
-            requests_table.update()
-            .where(requests_table.c.request_id == request_id)
-            .values(phones_accepted=len(json.loads(contacts)))
+            sa.text("UPDATE callbridge_requests SET phones_accepted = :n WHERE request_id = :id"),
+            {"n": len(json.loads(contacts)), "id": request_id},
         )
 
 
@@ -97,9 +94,81 @@ def _outbox_set_aside(conn: Connection) -> None:
         conn.execute(sa.text(f"ALTER TABLE {outbox_table.name} ADD COLUMN {column}"))
 
 
+# The columns of a request's one campaign that move to the campaign's own row in version 5.
+_CAMPAIGN_COLUMNS = (
+    "create_body",
+    "contacts",
+    "phones_accepted",
+    "window_start",
+    "window_end",
+    "attempts",
+    "report_attempts",
+    "first_attempt_at",
+    "next_attempt_at",
+    "owner",
+    "campaign_id",
+    "report_due_at",
+)
+# What a campaign keeps of its request.
+_OF_REQUEST = (
+    "project_id",
+    "scenario_id",
+    "start_block_id",
+    "correlation_id",
+    "reply_to",
+    "report_delay_minutes",
+)
+_REQUEST_STATE_OF = {
+    State.RECEIVED: State.PENDING,
+    State.RETRY: State.PENDING,
+    State.SENDING: State.PENDING,
+    State.REPORTING: State.CREATED,
+    State.REPORTED: State.CREATED,
+    State.REPORT_FAILED: State.CREATED,
+}
+_V2_INDEXES = (
+    "ix_callbridge_requests_due",
+    "ix_callbridge_requests_create_due",
+    "ix_callbridge_requests_campaign",
+)
+
+
+def _campaign_per_request(conn: Connection) -> None:
+    """5: a request may be planned as several campaigns, each with its own row, claim and
+    settlement. A request an older callbridge stored becomes campaign 1 of 1, as it stood —
+    in flight included: a ``sending`` one stays ``sending`` for orphan settlement to find."""
+    for column, kind in (
+        ("purpose", "VARCHAR(64)"),
+        ("timezone", "VARCHAR(64)"),
+        ("campaign_count", "INTEGER"),
+    ):
+        conn.execute(sa.text(f"ALTER TABLE callbridge_requests ADD COLUMN {column} {kind}"))
+    copied = ", ".join(("state", "outcome", "updated_at", *_CAMPAIGN_COLUMNS, *_OF_REQUEST))
+    conn.execute(
+        sa.text(
+            f"INSERT INTO callbridge_campaigns (request_id, group_no, campaign_count, {copied}) "
+            f"SELECT request_id, 1, 1, {copied} FROM callbridge_requests "
+            "WHERE create_body IS NOT NULL"
+        )
+    )
+    cases = " ".join(f"WHEN '{old}' THEN '{new}'" for old, new in _REQUEST_STATE_OF.items())
+    conn.execute(
+        sa.text(
+            f"UPDATE callbridge_requests SET state = CASE state {cases} ELSE state END, "
+            "campaign_count = 1, purpose = 'scenario:' || CAST(scenario_id AS VARCHAR(20)) "
+            "WHERE create_body IS NOT NULL"
+        )
+    )
+    for index in _V2_INDEXES:
+        conn.execute(sa.text(f"DROP INDEX IF EXISTS {index}"))
+    for column in _CAMPAIGN_COLUMNS:
+        conn.execute(sa.text(f"ALTER TABLE callbridge_requests DROP COLUMN {column}"))
+
+
 # version -> the step that brings a store of the version before it there.
 STEPS: dict[int, Callable[[Connection], None]] = {
     2: _count_accepted_phones,
     3: _show_platform_view,
     4: _outbox_set_aside,
+    5: _campaign_per_request,
 }

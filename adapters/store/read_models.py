@@ -7,10 +7,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from adapters.store.campaigns import REPORT_MAY_START
 from adapters.store.engine import Database
 from adapters.store.records import aware, naive, utcnow
 from adapters.store.states import IN_FLIGHT, PENDING_CREATE, State
-from adapters.store.tables import outbox_table, requests_table, workers_table
+from adapters.store.tables import campaigns_table, outbox_table, requests_table, workers_table
 
 
 class ReadModels(Database):
@@ -102,19 +103,20 @@ class ReadModels(Database):
             return {row.id: aware(row.published_at) for row in rows}
 
     def unknown_outcomes(self) -> tuple[int, dt.datetime | None]:
-        """Failed requests whose outcome is unknown, waiting for ``callbridge resolve``: how
+        """Failed campaigns whose outcome is unknown, waiting for ``callbridge resolve``: how
         many, and when the oldest of them failed."""
+        campaigns = campaigns_table.c
         with self.reading() as conn:
             count, oldest = conn.execute(
-                sa.select(sa.func.count(), sa.func.min(requests_table.c.updated_at)).where(
-                    requests_table.c.state == State.FAILED, requests_table.c.outcome == "unknown"
+                sa.select(sa.func.count(), sa.func.min(campaigns.updated_at)).where(
+                    campaigns.state == State.FAILED, campaigns.outcome == "unknown"
                 )
             ).one()
         return count, aware(oldest)
 
     def stats(self, now: dt.datetime | None = None) -> dict[str, Any]:
         """Figures for metrics and health: the outbox (waiting, refused, set aside, the oldest
-        waiting, the last publish), states, reports due."""
+        waiting, the last publish), requests and campaigns by state, reports due."""
         now = now or utcnow()
         outbox = outbox_table.c
         with self.reading() as conn:
@@ -132,17 +134,19 @@ class ReadModels(Database):
                 )
             }
             last_published = conn.execute(sa.select(sa.func.max(outbox.published_at))).scalar()
-            by_state = dict(
-                conn.execute(
-                    sa.select(requests_table.c.state, sa.func.count()).group_by(
-                        requests_table.c.state
-                    )
-                ).all()
-            )
+            by_state = {
+                table.name: dict(
+                    conn.execute(
+                        sa.select(table.c.state, sa.func.count()).group_by(table.c.state)
+                    ).all()
+                )
+                for table in (requests_table, campaigns_table)
+            }
             reports_due = conn.execute(
                 sa.select(sa.func.count()).where(
-                    requests_table.c.state == State.CREATED,
-                    requests_table.c.report_due_at <= naive(now),
+                    campaigns_table.c.state == State.CREATED,
+                    campaigns_table.c.report_due_at <= naive(now),
+                    REPORT_MAY_START,
                 )
             ).scalar_one()
         backlog, oldest, refused = unpublished.get(False, (0, None, 0))
@@ -152,48 +156,53 @@ class ReadModels(Database):
             "outbox_refused": refused or 0,
             "outbox_set_aside": unpublished.get(True, (0,))[0],
             "outbox_last_published_age_seconds": _age(now, last_published),
-            "requests_by_state": by_state,
+            "requests_by_state": by_state[requests_table.name],
+            "campaigns_by_state": by_state[campaigns_table.name],
             "reports_due": reports_due,
         }
 
     def held_since(self, before: dt.datetime, *, limit: int = 20) -> list[dict[str, Any]]:
-        """In-flight requests (``sending``, ``reporting``) unchanged since before ``before``,
+        """In-flight campaigns (``sending``, ``reporting``) unchanged since before ``before``,
         the longest held first: for ``callbridge health``, which knows whose owners live."""
+        campaigns = campaigns_table.c
         with self.reading() as conn:
             rows = conn.execute(
                 sa.select(
-                    requests_table.c.request_id,
-                    requests_table.c.state,
-                    requests_table.c.owner,
-                    requests_table.c.updated_at,
+                    campaigns.request_id,
+                    campaigns.group_no,
+                    campaigns.campaign_count,
+                    campaigns.state,
+                    campaigns.owner,
+                    campaigns.updated_at,
                 )
-                .where(
-                    requests_table.c.state.in_(IN_FLIGHT),
-                    requests_table.c.updated_at < naive(before),
-                )
-                .order_by(requests_table.c.updated_at)
+                .where(campaigns.state.in_(IN_FLIGHT), campaigns.updated_at < naive(before))
+                .order_by(campaigns.updated_at)
                 .limit(limit)
             )
             return [{**row._asdict(), "updated_at": aware(row.updated_at)} for row in rows]
 
     def overdue(self, now: dt.datetime) -> dict[str, tuple[int, dt.datetime]]:
-        """Requests a step may claim now, by state: how many, and the earliest due time.
+        """Campaigns a step may claim now, by state: how many, and the earliest due time.
 
-        For ``callbridge health``: a due request that no worker claims for long means no step
-        thread is taking work (all busy, stuck, paused on a refused token, or no worker).
+        For ``callbridge health``: a due campaign that no worker claims for long means no step
+        thread is taking work (all busy, stuck, paused on a refused token, or no worker). A report
+        waiting for its request's other campaigns to be settled is not due yet.
         """
         with self.reading() as conn:
             rows = conn.execute(
                 sa.select(
-                    requests_table.c.state,
+                    campaigns_table.c.state,
                     sa.func.count(),
-                    sa.func.min(requests_table.c.next_attempt_at),
+                    sa.func.min(campaigns_table.c.next_attempt_at),
                 )
                 .where(
-                    requests_table.c.state.in_((*PENDING_CREATE, State.CREATED)),
-                    requests_table.c.next_attempt_at <= naive(now),
+                    sa.or_(
+                        campaigns_table.c.state.in_(PENDING_CREATE),
+                        sa.and_(campaigns_table.c.state == State.CREATED, REPORT_MAY_START),
+                    ),
+                    campaigns_table.c.next_attempt_at <= naive(now),
                 )
-                .group_by(requests_table.c.state)
+                .group_by(campaigns_table.c.state)
             ).all()
         return {state: (count, aware(earliest)) for state, count, earliest in rows}
 

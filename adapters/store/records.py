@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from adapters.store.tables import requests_table
+from adapters.store.tables import campaigns_table, requests_table
 
 
 def utcnow() -> dt.datetime:
@@ -63,8 +63,22 @@ class PendingEvent:
 
 
 @dataclasses.dataclass(frozen=True)
+class NewCampaign:
+    """One planned campaign of a request, as intake stores it."""
+
+    group_no: int
+    create_body: bytes
+    contacts: Sequence[tuple[str, str | None]]
+    window_start: dt.datetime
+    window_end: dt.datetime
+    platform_date: str
+    platform_start: str
+    platform_end: str
+
+
+@dataclasses.dataclass(frozen=True)
 class NewRequest:
-    """What intake stores for a valid request."""
+    """What intake stores for a valid request: the request, and the campaigns it was planned as."""
 
     request_id: str
     project_id: int
@@ -72,13 +86,12 @@ class NewRequest:
     start_block_id: int
     correlation_id: str | None
     reply_to: str | None
-    create_body: bytes
-    contacts: Sequence[tuple[str, str | None]]
+    purpose: str
+    timezone: str
     phones_rejected: Sequence[Mapping[str, Any]]
     report_columns: Sequence[Mapping[str, Any]] | None
-    window_start: dt.datetime
-    window_end: dt.datetime
     report_delay_minutes: int
+    campaigns: Sequence[NewCampaign]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,37 +100,87 @@ class RequestRow:
 
     request_id: str
     state: str
+    outcome: str | None
     project_id: int | None
     scenario_id: int | None
     start_block_id: int | None
     correlation_id: str | None
     reply_to: str | None
+    purpose: str | None
+    timezone: str | None
+    campaign_count: int | None
+    report_delay_minutes: int | None
+    received_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class CampaignRow:
+    """A campaign of a request as the store has it, with what every step of it needs of its
+    request (the fields from ``project_id`` on, copied from the request at intake)."""
+
+    id: int
+    request_id: str
+    group_no: int
+    state: str
+    outcome: str | None
     attempts: int
     report_attempts: int
     first_attempt_at: dt.datetime | None
     next_attempt_at: dt.datetime | None
+    owner: int | None
     campaign_id: int | None
     report_due_at: dt.datetime | None
+    phones_accepted: int | None
     window_start: dt.datetime | None
     window_end: dt.datetime | None
-    report_delay_minutes: int | None
-    outcome: str | None
-    received_at: dt.datetime
+    platform_date: str | None
+    platform_start: str | None
+    platform_end: str | None
+    last_status: int | None
+    last_error: str | None
     updated_at: dt.datetime
-    owner: int | None
-    phones_accepted: int | None
+    project_id: int | None
+    scenario_id: int | None
+    start_block_id: int | None
+    correlation_id: str | None
+    reply_to: str | None
+    report_delay_minutes: int | None
+    campaign_count: int | None
+
+    @property
+    def several(self) -> bool:
+        """Whether the request was planned as more than one campaign."""
+        return (self.campaign_count or 1) > 1
 
 
-ROW_COLUMNS = [requests_table.c[field.name] for field in dataclasses.fields(RequestRow)]
-_TIME_FIELDS = {f.name for f in dataclasses.fields(RequestRow) if f.name.endswith("_at")} | {
-    "window_start",
-    "window_end",
-}
+REQUEST_COLUMNS = [requests_table.c[field.name] for field in dataclasses.fields(RequestRow)]
+CAMPAIGN_COLUMNS = [campaigns_table.c[field.name] for field in dataclasses.fields(CampaignRow)]
 
 
 def request_row(fields: Iterable[Any]) -> RequestRow:
-    """A ``RequestRow`` from a result row holding ``ROW_COLUMNS`` in order."""
-    values = dict(zip((f.name for f in dataclasses.fields(RequestRow)), fields, strict=True))
-    for name in _TIME_FIELDS:
+    """A ``RequestRow`` from a result row holding ``REQUEST_COLUMNS`` in order."""
+    return _record(RequestRow, fields)
+
+
+def campaign_row(fields: Iterable[Any]) -> CampaignRow:
+    """A ``CampaignRow`` from a result row holding ``CAMPAIGN_COLUMNS`` in order."""
+    return _record(CampaignRow, fields)
+
+
+def _record(kind, fields: Iterable[Any]):
+    names = _FIELD_NAMES[kind]
+    values = dict(zip(names, fields, strict=True))
+    for name in _TIME_FIELDS[kind]:
         values[name] = aware(values[name])
-    return RequestRow(**values)
+    return kind(**values)
+
+
+_FIELD_NAMES = {
+    kind: tuple(field.name for field in dataclasses.fields(kind))
+    for kind in (RequestRow, CampaignRow)
+}
+_TIME_FIELDS = {
+    kind: tuple(name for name in names if name.endswith("_at") or name.startswith("window_"))
+    for kind, names in _FIELD_NAMES.items()
+}

@@ -1,127 +1,88 @@
-"""A request's life in the store: intake, claims, settlements, and reading it back."""
+"""A request in the store: intake, its outcome once its campaigns are settled, reading it back.
+
+What happens to each planned campaign of a request is ``campaigns``' part; a request holds what
+is the request's (ids, where its events go, the phones left out) and, once every campaign of it
+is settled, its outcome.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from adapters.store.engine import Database
+from adapters.store.campaigns import Campaigns
 from adapters.store.records import (
-    ROW_COLUMNS,
+    REQUEST_COLUMNS,
     NewRequest,
     RequestRow,
     naive,
     request_row,
     utcnow,
 )
-from adapters.store.states import IN_FLIGHT, PENDING_CREATE, State
+from adapters.store.states import State
 from adapters.store.tables import requests_table
-from schemas.json_codec import compact_text
 
-# The statements of the hot path are built once, with parameters: SQLAlchemy spends more on
-# constructing a statement and its cache key than the database spends running it. A
-# state is matched with ``_state_in``, not ``in_()``: SQLAlchemy expands an IN list anew at
-# every execution. The states are written into the SQL, so that either database can see that
-# the claim's condition is the partial index's.
-_NOW = sa.bindparam("now", type_=sa.DateTime)
-_UPDATED_AT = sa.bindparam("updated_at", type_=sa.DateTime)
+_REQUESTS = requests_table.c
+_DETAILS = sa.select(_REQUESTS.phones_rejected, _REQUESTS.report_columns).where(
+    _REQUESTS.request_id == sa.bindparam("request_id")
+)
 
 
-def _state_in(states: Sequence[str]) -> sa.ColumnElement[bool]:
-    return sa.or_(*(requests_table.c.state == sa.literal_column(f"'{state}'") for state in states))
-
-
-def _claim_statement(due: sa.ColumnElement, changes: Mapping[str, Any], columns) -> sa.Update:
-    """Take the most overdue row that is ``due`` and no other worker holds (SKIP LOCKED);
-    the parameters are ``owner``, ``now`` and ``updated_at``."""
-    chosen = (
-        sa.select(requests_table.c.request_id)
-        .where(due)
-        .order_by(requests_table.c.next_attempt_at)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
+@functools.lru_cache(maxsize=16)
+def _outcome_statement(from_states: tuple[str, ...]) -> sa.Update:
+    """Set the state and outcome of the request ``settled_id`` while its state is one of
+    ``from_states``; returns its rejected phones."""
     return (
         requests_table.update()
-        .where(requests_table.c.request_id == chosen)
-        .values(owner=sa.bindparam("owner"), updated_at=_UPDATED_AT, **changes)
-        .returning(*columns)
+        .where(
+            _REQUESTS.request_id == sa.bindparam("settled_id"),
+            sa.or_(*(_REQUESTS.state == sa.literal_column(f"'{s}'") for s in from_states)),
+        )
+        .values(
+            state=sa.bindparam("new_state", type_=sa.String),
+            outcome=sa.bindparam("new_outcome", type_=sa.String),
+            updated_at=sa.bindparam("updated_at", type_=sa.DateTime),
+        )
+        .returning(_REQUESTS.phones_rejected)
     )
 
 
-_CLAIM_CREATE = _claim_statement(
-    sa.and_(_state_in(PENDING_CREATE), requests_table.c.next_attempt_at <= _NOW),
-    {
-        "state": State.SENDING,
-        "attempts": requests_table.c.attempts + 1,
-        "first_attempt_at": sa.func.coalesce(requests_table.c.first_attempt_at, _NOW),
-    },
-    [*ROW_COLUMNS, requests_table.c.create_body, requests_table.c.phones_rejected],
-)
-_CLAIM_REPORT = _claim_statement(
-    sa.and_(requests_table.c.state == State.CREATED, requests_table.c.next_attempt_at <= _NOW),
-    {"state": State.REPORTING, "report_attempts": requests_table.c.report_attempts + 1},
-    [*ROW_COLUMNS, requests_table.c.contacts, requests_table.c.report_columns],
-)
-_DETAILS = sa.select(
-    requests_table.c.contacts, requests_table.c.phones_rejected, requests_table.c.report_columns
-).where(requests_table.c.request_id == sa.bindparam("request_id"))
-
-
-@functools.lru_cache(maxsize=64)
-def _settle_statement(
-    columns: tuple[str, ...], from_states: tuple[str, ...], by_owner: bool, by_outcome: bool
-) -> sa.Update:
-    """Set ``columns`` (parameters ``new_<column>``) of the request ``settled_id`` while its state
-    is one of ``from_states`` (and its owner ``held_by``, its outcome ``had_outcome``)."""
-    table = requests_table
-    conditions = [table.c.request_id == sa.bindparam("settled_id"), _state_in(from_states)]
-    if by_owner:
-        conditions.append(table.c.owner == sa.bindparam("held_by"))
-    if by_outcome:
-        conditions.append(table.c.outcome == sa.bindparam("had_outcome"))
-    new = {column: sa.bindparam(f"new_{column}", type_=table.c[column].type) for column in columns}
-    return table.update().where(*conditions).values(updated_at=_UPDATED_AT, **new)
-
-
-class SettleConflict(RuntimeError):
-    """The row was no longer ours to settle: another worker settled it as orphaned."""
-
-
-class Requests(Database):
+class Requests(Campaigns):
     def add_request(self, conn: Connection, new: NewRequest) -> bool:
-        """Insert a valid request; False when its request_id is already known (a duplicate)."""
+        """Insert a valid request with its planned campaigns; False when its request_id is
+        already known (a duplicate: nothing is stored)."""
         now = naive(utcnow())
-        # Field by field, not dataclasses.asdict: that deep-copies every contact of the request.
-        values = {field.name: getattr(new, field.name) for field in dataclasses.fields(new)}
-        values.update(
-            state=State.RECEIVED,
-            phones_accepted=len(new.contacts),
-            contacts=compact_text(new.contacts),
-            phones_rejected=json.dumps(new.phones_rejected, ensure_ascii=False),
-            report_columns=None
+        values = {
+            "request_id": new.request_id,
+            "state": State.PENDING,
+            "project_id": new.project_id,
+            "scenario_id": new.scenario_id,
+            "start_block_id": new.start_block_id,
+            "correlation_id": new.correlation_id,
+            "reply_to": new.reply_to,
+            "purpose": new.purpose,
+            "timezone": new.timezone,
+            "campaign_count": len(new.campaigns),
+            "phones_rejected": json.dumps(new.phones_rejected, ensure_ascii=False),
+            "report_columns": None
             if new.report_columns is None
             else json.dumps(new.report_columns, ensure_ascii=False),
-            window_start=naive(new.window_start),
-            window_end=naive(new.window_end),
-            next_attempt_at=now,
-            received_at=now,
-            updated_at=now,
-        )
+            "report_delay_minutes": new.report_delay_minutes,
+            "received_at": now,
+            "updated_at": now,
+        }
         if not self.insert_ignoring_duplicate(conn, requests_table, values, "request_id"):
             return False
+        self._add_campaigns(conn, new)
         self.index_external_ids(
             conn,
             new.request_id,
-            [external_id for _, external_id in new.contacts]
+            [external_id for campaign in new.campaigns for _, external_id in campaign.contacts]
             + [rejected.get("external_id") for rejected in new.phones_rejected],
         )
         return True
@@ -142,102 +103,51 @@ class Requests(Database):
         }
         return self.insert_ignoring_duplicate(conn, requests_table, values, "request_id")
 
-    # -- claims --------------------------------------------------------------------------
-
-    def _claim(self, statement: sa.Update, owner: int, now: dt.datetime):
-        """Atomically take one due request: FOR UPDATE SKIP LOCKED lets workers share the queue."""
-        with self.one_statement() as conn:
-            return conn.execute(
-                statement, {"owner": owner, "now": naive(now), "updated_at": naive(utcnow())}
-            ).first()
-
-    def claim_create(
-        self, owner: int, now: dt.datetime
-    ) -> tuple[RequestRow, bytes, list[dict]] | None:
-        """Mark one due request ``sending`` (committed before the POST); return it with its
-        body and its rejected phones, all that ``campaign.created`` needs beyond the answer."""
-        row = self._claim(_CLAIM_CREATE, owner, now)
-        if row is None:
-            return None
-        *fields, body, phones_rejected = row
-        return request_row(fields), body, json.loads(phones_rejected or "[]")
-
-    def claim_report(
-        self, owner: int, now: dt.datetime
-    ) -> tuple[RequestRow, list[tuple[str, str | None]], list[dict] | None] | None:
-        """Mark one campaign whose report is due ``reporting``; return it with its contacts."""
-        row = self._claim(_CLAIM_REPORT, owner, now)
-        if row is None:
-            return None
-        *fields, contacts, columns = row
-        return (
-            request_row(fields),
-            [tuple(pair) for pair in json.loads(contacts or "[]")],
-            None if columns is None else json.loads(columns),
-        )
-
-    # -- settling ------------------------------------------------------------------------
-
-    def settle(
+    def settle_request(
         self,
         conn: Connection,
         request_id: str,
         *,
         from_states: Sequence[str],
-        owner: int | None,
-        changes: Mapping[str, Any],
-        outcome: str | None = None,
-    ) -> None:
-        """Move a request on from a state we hold; SettleConflict when it is no longer ours.
+        state: str,
+        outcome: str,
+    ) -> list[dict] | None:
+        """Give the request its state and outcome if it is in one of ``from_states``; its
+        rejected phones then, else None (it was in another state: nothing changed)."""
+        found = conn.execute(
+            _outcome_statement(tuple(from_states)),
+            {
+                "settled_id": request_id,
+                "new_state": state,
+                "new_outcome": outcome,
+                "updated_at": naive(utcnow()),
+            },
+        ).first()
+        return None if found is None else json.loads(found.phones_rejected or "[]")
 
-        ``outcome``, when given, must match too: ``callbridge resolve`` may move a ``failed``
-        request only while its outcome is ``unknown``.
-        """
-        statement = _settle_statement(
-            tuple(changes), tuple(from_states), owner is not None, outcome is not None
-        )
-        parameters = {
-            f"new_{key}": naive(value) if isinstance(value, dt.datetime) else value
-            for key, value in changes.items()
-        }
-        parameters.update(
-            settled_id=request_id,
-            held_by=owner,
-            had_outcome=outcome,
-            updated_at=naive(utcnow()),
-        )
-        if conn.execute(statement, parameters).rowcount != 1:
-            raise SettleConflict(request_id)
-
-    def in_flight_of(self, conn: Connection, owner: int) -> list[RequestRow]:
-        return [
-            request_row(row)
-            for row in conn.execute(
-                sa.select(*ROW_COLUMNS)
-                .where(requests_table.c.owner == owner, requests_table.c.state.in_(IN_FLIGHT))
-                .with_for_update()
-            )
-        ]
+    def lock_request(self, conn: Connection, request_id: str) -> RequestRow:
+        """The request, locked for the rest of ``conn``'s transaction (on PostgreSQL; SQLite's
+        write transactions hold the whole database): two campaigns of it settled at once by two
+        workers then decide its outcome one after the other."""
+        row = conn.execute(
+            sa.select(*REQUEST_COLUMNS).where(_REQUESTS.request_id == request_id).with_for_update()
+        ).one()
+        return request_row(row)
 
     # -- reading -------------------------------------------------------------------------
 
     def get_request(self, request_id: str) -> RequestRow | None:
-        return self._first_request(requests_table.c.request_id == request_id)
-
-    def find_by_campaign(self, campaign_id: int) -> RequestRow | None:
-        return self._first_request(requests_table.c.campaign_id == campaign_id)
-
-    def _first_request(self, where: sa.ColumnElement[bool]) -> RequestRow | None:
         with self.reading() as conn:
-            row = conn.execute(sa.select(*ROW_COLUMNS).where(where)).first()
+            row = conn.execute(
+                sa.select(*REQUEST_COLUMNS).where(_REQUESTS.request_id == request_id)
+            ).first()
         return None if row is None else request_row(row)
 
     def request_details(self, request_id: str) -> dict[str, Any]:
-        """The bulky columns of a request, decoded: contacts, rejected phones, report columns."""
+        """The bulky columns of a request, decoded: rejected phones, report columns."""
         with self.reading() as conn:
             row = conn.execute(_DETAILS, {"request_id": request_id}).one()
         return {
-            "contacts": [tuple(pair) for pair in json.loads(row.contacts or "[]")],
             "phones_rejected": json.loads(row.phones_rejected or "[]"),
             "report_columns": None
             if row.report_columns is None

@@ -1,5 +1,5 @@
-"""The store's tables: requests with their state, the outbox of events, the live workers, and
-the messages that came back."""
+"""The store's tables: requests, their campaigns with their state, the outbox of events, the
+live workers, and the messages that came back."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from adapters.store.states import PENDING_CREATE
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _PENDING_CREATE_SQL = " OR ".join(f"state = '{state}'" for state in PENDING_CREATE)
 _WAITING_SQL = "published_at IS NULL AND set_aside_at IS NULL"
@@ -31,26 +31,53 @@ schema_meta = sa.Table(
     sa.Column("value", sa.String(255), nullable=False),
 )
 
+# A request: what is the request's, and its outcome once every campaign of it is settled.
 requests_table = sa.Table(
     "callbridge_requests",
     metadata,
     sa.Column("request_id", sa.String(128), primary_key=True),
+    # pending until every campaign is settled, then created or failed; or rejected
     sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("outcome", sa.String(32)),
     sa.Column("project_id", sa.BigInteger),
     sa.Column("scenario_id", sa.BigInteger),
     sa.Column("start_block_id", sa.BigInteger),
     sa.Column("correlation_id", sa.String(255)),
     sa.Column("reply_to", sa.String(255)),
+    sa.Column("purpose", sa.String(64)),
+    # The request's schedule.timezone (none for a request stored before campaigns were planned).
+    sa.Column("timezone", sa.String(64)),
+    # How many campaigns the request was planned as.
+    sa.Column("campaign_count", sa.Integer),
+    sa.Column("phones_rejected", sa.Text),
+    sa.Column("report_columns", sa.Text),
+    sa.Column("report_delay_minutes", sa.Integer),
+    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+# A planned campaign of a request, with its own claim, ``sending`` mark and settlement.
+campaigns_table = sa.Table(
+    "callbridge_campaigns",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("request_id", sa.String(128), nullable=False),
+    # 1-based: the planned campaign's number (the ``group`` of ``phones_unknown``).
+    sa.Column("group_no", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("outcome", sa.String(32)),
     # The exact bytes POSTed to the platform, built once at intake.
     sa.Column("create_body", sa.LargeBinary),
     # JSON [[e164, external_id], ...]: what report rows are mapped back to.
     sa.Column("contacts", sa.Text),
-    sa.Column("phones_rejected", sa.Text),
     sa.Column("phones_accepted", sa.Integer),
-    sa.Column("report_columns", sa.Text),
+    # The calling window as the platform reads it (UTC), and as it was told it (none for a
+    # campaign stored before campaigns were planned: it was sent as the CRM wrote it).
     sa.Column("window_start", sa.DateTime),
     sa.Column("window_end", sa.DateTime),
-    sa.Column("report_delay_minutes", sa.Integer),
+    sa.Column("platform_date", sa.String(10)),
+    sa.Column("platform_start", sa.String(5)),
+    sa.Column("platform_end", sa.String(5)),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("report_attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("first_attempt_at", sa.DateTime),
@@ -58,19 +85,31 @@ requests_table = sa.Table(
     sa.Column("owner", sa.BigInteger),
     sa.Column("campaign_id", sa.BigInteger),
     sa.Column("report_due_at", sa.DateTime),
-    sa.Column("outcome", sa.String(32)),
-    sa.Column("received_at", sa.DateTime, nullable=False),
+    # The platform's last answer that was not a campaign: its status and message.
+    sa.Column("last_status", sa.Integer),
+    sa.Column("last_error", sa.Text),
     sa.Column("updated_at", sa.DateTime, nullable=False),
-    sa.Index("ix_callbridge_requests_due", "state", "next_attempt_at"),
+    # What every step of the campaign needs of its request, copied at intake (none of it ever
+    # changes): claiming a campaign then reads one row, as claiming a request did.
+    sa.Column("project_id", sa.BigInteger),
+    sa.Column("scenario_id", sa.BigInteger),
+    sa.Column("start_block_id", sa.BigInteger),
+    sa.Column("correlation_id", sa.String(255)),
+    sa.Column("reply_to", sa.String(255)),
+    sa.Column("report_delay_minutes", sa.Integer),
+    sa.Column("campaign_count", sa.Integer),
+    sa.UniqueConstraint("request_id", "group_no", name="uq_callbridge_campaigns_group"),
+    sa.Index("ix_callbridge_campaigns_due", "state", "next_attempt_at"),
     # The creation claim's scan, in due order: without it, finding the most overdue of the
     # received and retry rows sorted all of them, at every claim of a large backlog.
     sa.Index(
-        "ix_callbridge_requests_create_due",
+        "ix_callbridge_campaigns_create_due",
         "next_attempt_at",
+        "id",
         postgresql_where=sa.text(_PENDING_CREATE_SQL),
         sqlite_where=sa.text(_PENDING_CREATE_SQL),
     ),
-    sa.Index("ix_callbridge_requests_campaign", "campaign_id"),
+    sa.Index("ix_callbridge_campaigns_campaign", "campaign_id"),
 )
 
 outbox_table = sa.Table(
@@ -171,6 +210,12 @@ sa.Index(
     requests_table.c.received_at,
     requests_table.c.request_id,
 )
+sa.Index(
+    "ix_callbridge_requests_purpose_received",
+    requests_table.c.purpose,
+    requests_table.c.received_at,
+    requests_table.c.request_id,
+)
 # A request's events, for its page (and ``callbridge status``): without it, a full scan.
 sa.Index("ix_callbridge_outbox_request", outbox_table.c.request_id, outbox_table.c.id)
 # What waits for an operator, for the console's "needs attention": a few among a million.
@@ -178,9 +223,9 @@ _UNKNOWN_SQL = "state = 'failed' AND outcome = 'unknown'"
 _REPORT_FAILED_SQL = "state = 'report_failed'"
 for _name, _where in (("unknown", _UNKNOWN_SQL), ("report_failed", _REPORT_FAILED_SQL)):
     sa.Index(
-        f"ix_callbridge_requests_{_name}",
-        requests_table.c.updated_at,
-        requests_table.c.request_id,
+        f"ix_callbridge_campaigns_{_name}",
+        campaigns_table.c.updated_at,
+        campaigns_table.c.id,
         postgresql_where=sa.text(_where),
         sqlite_where=sa.text(_where),
     )

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from adapters.store.engine import Database
 from adapters.store.records import PlatformView, naive, utcnow
 from adapters.store.states import IN_FLIGHT
-from adapters.store.tables import requests_table, workers_table
+from adapters.store.tables import campaigns_table, workers_table
 
 
 class Workers(Database):
@@ -48,8 +48,8 @@ class Workers(Database):
 
     def other_owners(self, exclude: int) -> list[int]:
         """Every other worker that is registered or holds in-flight rows: those to check on."""
-        in_flight = sa.select(requests_table.c.owner).where(
-            requests_table.c.state.in_(IN_FLIGHT), requests_table.c.owner != exclude
+        in_flight = sa.select(campaigns_table.c.owner).where(
+            campaigns_table.c.state.in_(IN_FLIGHT), campaigns_table.c.owner != exclude
         )
         registered = sa.select(workers_table.c.worker_key).where(
             workers_table.c.worker_key != exclude

@@ -1,5 +1,5 @@
-"""What needs a person: requests whose creation outcome is unknown (*Resolve*: the campaign
-exists, or send it again), reports that could not be fetched (*Fetch report now*), events the
+"""What needs a person: campaigns whose creation outcome is unknown (*Resolve*: it exists, or
+send it again), reports that could not be fetched (*Fetch report now*), events the
 relay set aside (shown with why, and how to put them back). Each action
 calls what the CLI's command calls (``handlers.actions``), goes to the audit log, and the
 browser is sent to its entry."""
@@ -12,6 +12,7 @@ from adapters.store import State
 from console.app import console
 from console.security import acting, current_actor
 from handlers import actions, manual_report
+from handlers.settlement import UNKNOWN
 from schemas.platform import is_campaign_id
 
 blueprint = Blueprint("attention", __name__, url_prefix="/attention")
@@ -25,8 +26,8 @@ def listing():
     store = console().store
     return render_template(
         "attention.html",
-        unknown=store.waiting_for_operator(State.FAILED, outcome="unknown", limit=SHOWN),
-        report_failed=store.waiting_for_operator(State.REPORT_FAILED, outcome=None, limit=SHOWN),
+        unknown=store.campaigns_waiting(State.FAILED, outcome=UNKNOWN, limit=SHOWN),
+        report_failed=store.campaigns_waiting(State.REPORT_FAILED, outcome=None, limit=SHOWN),
         set_aside=store.set_aside(limit=SHOWN),
         shown=SHOWN,
     )
@@ -37,14 +38,17 @@ def listing():
 def resolve():
     tools = console()
     request_id = _field("request_id")
+    group = _group()
     how = request.form.get("how")
     if how == "resend":
-        told = actions.resend(tools.store, request_id)
-        action, subject = actions.RESOLVE_RESEND, None
+        told = actions.resend(tools.store, request_id, group=group)
+        action, subject = actions.RESOLVE_RESEND, f"campaign {group}"
     elif how == "created":
         campaign_id = _campaign_id()
-        told = actions.resolve_as_created(tools.settings, tools.store, request_id, campaign_id)
-        action, subject = actions.RESOLVE_CREATED, str(campaign_id)
+        told = actions.resolve_as_created(
+            tools.settings, tools.store, request_id, campaign_id, group=group
+        )
+        action, subject = actions.RESOLVE_CREATED, f"campaign {group}: {campaign_id}"
     else:
         abort(400, "Resolve how: the campaign exists, or send it again?")
     entry = told.audit(tools.store, current_actor(), action, request_id=request_id, subject=subject)
@@ -74,6 +78,14 @@ def _field(name: str) -> str:
     value = request.form.get(name, "").strip()
     if not value or len(value) > MAX_ID:
         abort(400, f"The form has no {name}.")
+    return value
+
+
+def _group() -> int:
+    text = request.form.get("group", "").strip()
+    value = int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else 0
+    if value < 1:
+        abort(400, "Which campaign of the request? (its group: 1, 2, ...)")
     return value
 
 

@@ -26,7 +26,7 @@ REFRESH_SECONDS = 15
 FIGURES_SECONDS = 10.0
 WINDOWS = (("24 h", dt.timedelta(hours=24)), ("7 d", dt.timedelta(days=7)))
 PLATFORM_WINDOW = dt.timedelta(hours=1)
-STATES = tuple(State)
+STATES = (State.PENDING, State.CREATED, State.FAILED, State.REJECTED)
 
 
 @dataclasses.dataclass(frozen=True)

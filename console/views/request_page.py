@@ -1,5 +1,5 @@
-"""A request: its state and why, its timeline, its phones (masked) and its events; and one
-event whole, masked as ``callbridge events`` shows it."""
+"""A request: its state and why, its campaigns, its timeline, its phones (masked) and its
+events; and one event whole, masked as ``callbridge events`` shows it."""
 
 from __future__ import annotations
 
@@ -29,16 +29,24 @@ def show():
     row = store.get_request(request_id)
     if row is None:
         abort(404, f"No request {request_id} on this database.")
-    details = store.request_details(request_id)
+    campaigns = store.campaigns_of(request_id)
+    contacts = store.contacts_of([campaign.id for campaign in campaigns])
+    accepted = [
+        (campaign.group_no, phone, external_id)
+        for campaign in campaigns
+        for phone, external_id in contacts.get(campaign.id, [])
+    ]
+    rejected = store.request_details(request_id)["phones_rejected"]
     return render_template(
         "request.html",
         row=row,
-        why=reasons(store, row, now=utcnow()),
+        campaigns=campaigns,
+        why=reasons(store, row, campaigns, now=utcnow()),
         moments=timeline(store, row),
-        contacts=details["contacts"][:PHONES_SHOWN],
-        contacts_count=len(details["contacts"]),
-        rejected=details["phones_rejected"][:PHONES_SHOWN],
-        rejected_count=len(details["phones_rejected"]),
+        accepted=accepted[:PHONES_SHOWN],
+        accepted_count=len(accepted),
+        rejected=rejected[:PHONES_SHOWN],
+        rejected_count=len(rejected),
     )
 
 

@@ -1,4 +1,4 @@
-"""The list of requests: filtered by state, project and the day received, searched by
+"""The list of requests: filtered by state, project, purpose and the day received, searched by
 ``request_id``, ``external_id`` or campaign id, newest first, paged by key."""
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from schemas.platform import is_campaign_id
 blueprint = Blueprint("requests", __name__, url_prefix="/requests")
 
 PAGE = 50
+# A request's own states; each of its campaigns has its own (the request's page shows them).
+REQUEST_STATES = (State.PENDING, State.CREATED, State.FAILED, State.REJECTED)
 # A search never lists more requests than this (an external_id many requests share).
 FOUND_LIMIT = 500
 MAX_SEARCH = 128
@@ -37,7 +39,7 @@ def listing():
         "requests.html",
         requests=page,
         shown=shown,
-        states=[state.value for state in State],
+        states=REQUEST_STATES,
         older_url=_page_url(shown, "after", older),
         newer_url=_page_url(shown, "before", newer),
     )
@@ -61,16 +63,18 @@ def find_request_ids(text: str) -> tuple[str, ...]:
 def _filter() -> tuple[RequestFilter, dict[str, str]]:
     """The filter the query string asks for, and its fields as the form shows them."""
     args = request.args
-    shown = {name: args.get(name, "").strip() for name in ("state", "project", "from", "to", "q")}
-    if shown["state"] and shown["state"] not in {state.value for state in State}:
+    names = ("state", "project", "purpose", "from", "to", "q")
+    shown = {name: args.get(name, "").strip()[:MAX_SEARCH] for name in names}
+    if shown["state"] and shown["state"] not in REQUEST_STATES:
         abort(400, f"No such state: {shown['state'][:40]}.")
     project = shown["project"]
     if project and not (project.isascii() and project.isdigit() and len(project) < 19):
         abort(400, "A project is a number.")
-    search = shown["q"][:MAX_SEARCH]
+    search = shown["q"]
     narrowed = RequestFilter(
         state=shown["state"] or None,
         project_id=int(project) if project else None,
+        purpose=shown["purpose"] or None,
         received_from=_day(shown["from"]),
         received_to=_day(shown["to"], next_day=True),
         request_ids=find_request_ids(search) if search else None,

@@ -42,9 +42,15 @@ def sandbox(make_sandbox: Callable[..., SandboxServer]) -> SandboxServer:
 
 @pytest.fixture
 def sandbox_settings(sandbox: SandboxServer, sandbox_token: str) -> Settings:
-    """Default settings pointed at ``sandbox`` with its token, and a short HTTP timeout."""
+    """Default settings pointed at ``sandbox`` with its token, and a short HTTP timeout; calling
+    hours off, as for ``worker_env``'s workers."""
     return load_settings(
-        {"IS74_API_URL": sandbox.url, "IS74_API_TOKEN": sandbox_token, "HTTP_TIMEOUT_SECONDS": "5"}
+        {
+            "IS74_API_URL": sandbox.url,
+            "IS74_API_TOKEN": sandbox_token,
+            "HTTP_TIMEOUT_SECONDS": "5",
+            "CALLING_HOURS": "off",
+        }
     )
 
 

@@ -231,7 +231,11 @@ def worker_env(
     rabbitmq_url: str, queues: Queues, sandbox_token: str
 ) -> Callable[..., dict[str, str]]:
     """``worker_env(api_url, database_url, **more)``: the environment of a worker subprocess on
-    the test's broker and queues, with the sandbox's token, the given platform and database."""
+    the test's broker and queues, with the sandbox's token, the given platform and database.
+
+    Calling hours are off: most tests' windows are the next minutes, at whatever hour the tests
+    run. Tests of calling hours set ``CALLING_HOURS``.
+    """
 
     def make(api_url: str, database_url: str, **more: str) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if not key.startswith("SENTRY")}
@@ -245,6 +249,7 @@ def worker_env(
             LOG_LEVEL="INFO",
             HTTP_TIMEOUT_SECONDS="5",
             PYTHONUNBUFFERED="1",
+            CALLING_HOURS="off",
         )
         env.update(more)
         return env
@@ -336,7 +341,7 @@ def dead_letter_reader(rabbitmq_url: str, queues: Queues) -> QueueReader:
 
 
 def at_rest(database_url: str) -> bool:
-    """Nothing left in the store that could still send or publish: no request waiting for its
+    """Nothing left in the store that could still send or publish: no campaign waiting for its
     creation or in it, and every event published. Once true, a later event or create call
     could only come from a request settled wrongly, so "nothing more happened" holds for good
     and not only for as long as a test would have slept."""
@@ -348,7 +353,7 @@ def at_rest(database_url: str) -> bool:
     finally:
         store.engine.dispose()
     busy = {*PENDING_CREATE, *IN_FLIGHT} & {
-        state for state, count in stats["requests_by_state"].items() if count
+        state for state, count in stats["campaigns_by_state"].items() if count
     }
     return not busy and stats["outbox_backlog"] == 0
 
@@ -356,7 +361,8 @@ def at_rest(database_url: str) -> bool:
 def as_if_due(
     database_url: str, request_id: str, *, window_ended_ago: dt.timedelta | None = None
 ) -> None:
-    """Time passes for one request: its report is due now (and its window ended long ago)."""
+    """Time passes for one request: the reports of its campaigns are due now (and their windows
+    ended long ago)."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     values = {"next_attempt_at": now}
     if window_ended_ago is not None:
@@ -365,13 +371,13 @@ def as_if_due(
     import sqlalchemy as sa
 
     from adapters.store import open_store
-    from adapters.store.tables import requests_table
+    from adapters.store.tables import campaigns_table
 
     store = open_store(database_url)
     with store.transaction() as conn:
         conn.execute(
-            sa.update(requests_table)
-            .where(requests_table.c.request_id == request_id)
+            sa.update(campaigns_table)
+            .where(campaigns_table.c.request_id == request_id)
             .values(**values)
         )
     store.engine.dispose()

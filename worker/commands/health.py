@@ -17,7 +17,7 @@ USES = (STORE,)
 _LIMIT_OPTIONS = (
     ("--max-heartbeat-age", "heartbeat", "newest worker heartbeat may be this old"),
     ("--max-outbox-age", "outbox", "oldest unpublished event may be this old"),
-    ("--max-due-age", "due", "a request may wait this long past its due time"),
+    ("--max-due-age", "due", "a campaign may wait this long past its due time"),
     (
         "--max-platform-down",
         "platform_down",
@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_seconds,
         default=None,
         metavar="SECONDS",
-        help="a live worker's step may hold a request (sending, reporting) this long "
+        help="a live worker's step may hold a campaign (sending, reporting) this long "
         f"(default HTTP_CALL_DEADLINE_SECONDS + {SETTLE_MARGIN_SECONDS:g})",
     )
     parser.add_argument(

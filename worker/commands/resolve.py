@@ -1,8 +1,9 @@
-"""``callbridge resolve REQUEST_ID``: settle a request whose creation outcome is unknown.
+"""``callbridge resolve REQUEST_ID``: settle a campaign whose creation outcome is unknown.
 
 ``--campaign-id N``: the platform did create it; ``--resend``: it did not, send it again (see
-``handlers.resolve``). A campaign id is checked where it can be (on the sandbox). This process
-publishes the event itself, so it works with no worker running.
+``handlers.resolve``); ``--group N`` names the campaign in a request of several. A campaign id
+is checked where it can be (on the sandbox). This process publishes the event itself, so it
+works with no worker running.
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ USES = (STORE, PLATFORM, BROKER, QUEUES)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("request_id")
+    parser.add_argument(
+        "--group",
+        type=_group,
+        metavar="N",
+        help="the campaign of a request of several (the group of phones_unknown); "
+        "default: its only campaign whose outcome is unknown",
+    )
     how = parser.add_mutually_exclusive_group(required=True)
     how.add_argument(
         "--campaign-id",
@@ -42,17 +50,22 @@ def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
     request_id = args.request_id
     try:
         if args.resend:
-            told = actions.resend(store, request_id)
-            told.audit(store, cli_actor(), actions.RESOLVE_RESEND, request_id=request_id)
+            told = actions.resend(store, request_id, group=args.group)
+            action, subject = actions.RESOLVE_RESEND, None
         else:
-            told = actions.resolve_as_created(settings, store, request_id, args.campaign_id)
-            told.audit(
-                store,
-                cli_actor(),
-                actions.RESOLVE_CREATED,
-                request_id=request_id,
-                subject=str(args.campaign_id),
+            told = actions.resolve_as_created(
+                settings, store, request_id, args.campaign_id, group=args.group
             )
+            action, subject = actions.RESOLVE_CREATED, str(args.campaign_id)
+        told.audit(store, cli_actor(), action, request_id=request_id, subject=subject)
     finally:
         store.engine.dispose()
     return tell(told, "callbridge resolve")
+
+
+def _group(text: str) -> int:
+    """A campaign's number in its request: 1, 2, ... (bounded as the store's column is)."""
+    value = int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a campaign's group (1, 2, ...)")
+    return value
