@@ -2,10 +2,10 @@
 the bench asks for on it.
 
 ``fill`` writes ``requests`` requests received over the last 30 days (newest last), each with
-three contacts, a campaign and an attempt, in states as a busy deployment has them (most
-reported; one in a hundred failed, one in a thousand of those unknown; some rejected, some whose
-report failed), and ``events`` outbox events spread over them, all published but the last 100;
-and 10,000 audit entries. The secondary indexes are dropped while the rows go in and made again
+a campaign of three contacts (one in ten with two) and an attempt, in states as a busy
+deployment has them (most reported; one in a hundred failed, one in ten of those unknown; some
+rejected, some whose report failed), and ``events`` outbox events spread over them, all
+published but the last 100; and 10,000 audit entries. The secondary indexes are dropped while the rows go in and made again
 afterwards by ``create_schema`` (as a callbridge upgrading a store makes new ones), then the
 tables are analysed.
 """
@@ -74,6 +74,7 @@ def _drop_secondary_indexes(conn: psycopg.Connection) -> int:
 def _statements(requests: int, events: int) -> Iterator[tuple[str, str, dict]]:
     params = {"n": requests, "e": events, "days": DAYS, "contacts": CONTACTS}
     yield "requests", _REQUESTS, params
+    yield "campaigns", _CAMPAIGNS, params
     yield "contact ids", _EXTERNAL_IDS, params
     yield "attempts", _ATTEMPTS, params
     yield "events", _EVENTS, {**params, "unpublished": UNPUBLISHED}
@@ -84,26 +85,48 @@ def _statements(requests: int, events: int) -> Iterator[tuple[str, str, dict]]:
 _RECEIVED = (
     "now() AT TIME ZONE 'UTC' - (%(n)s - i) * interval '1 second' * (%(days)s * 86400.0 / %(n)s)"
 )
-_STATE = """CASE WHEN i %% 100 = 0 THEN 'failed' WHEN i %% 100 = 1 THEN 'rejected'
-    WHEN i %% 100 = 2 THEN 'report_failed' WHEN i %% 100 < 10 THEN 'created' ELSE 'reported' END"""
+_REQUEST_STATE = """CASE WHEN i %% 100 = 0 THEN 'failed' WHEN i %% 100 = 1 THEN 'rejected'
+    ELSE 'created' END"""
 _OUTCOME = """CASE WHEN i %% 100 = 0
         THEN (CASE WHEN i %% 1000 = 0 THEN 'unknown' ELSE 'not_created' END)
     WHEN i %% 100 = 1 THEN 'rejected' ELSE 'created' END"""
+# One request in ten is two campaigns (its contacts in two time zones).
+_CAMPAIGN_COUNT = "CASE WHEN i %% 10 = 5 THEN 2 ELSE 1 END"
 _REQUESTS = f"""
 INSERT INTO callbridge_requests (request_id, state, outcome, project_id, scenario_id,
-    start_block_id, contacts, phones_rejected, phones_accepted, window_start, window_end,
-    report_delay_minutes, attempts, report_attempts, campaign_id, report_due_at, received_at,
-    updated_at, next_attempt_at)
-SELECT 'bench-' || lpad(i::text, 7, '0'), {_STATE}, {_OUTCOME}, 1 + i %% 50, 951, 10,
+    start_block_id, purpose, timezone, campaign_count, phones_rejected, report_delay_minutes,
+    received_at, updated_at)
+SELECT 'bench-' || lpad(i::text, 7, '0'), {_REQUEST_STATE}, {_OUTCOME}, 1 + i %% 50, 951, 10,
+    (ARRAY['visit', 'debt', 'survey', 'scenario:951'])[1 + i %% 4], 'Asia/Yekaterinburg',
+    CASE WHEN i %% 100 = 1 THEN NULL ELSE {_CAMPAIGN_COUNT} END, '[]', 15, r,
+    r + interval '1 minute'
+FROM (SELECT i, {_RECEIVED} AS r FROM generate_series(1, %(n)s) i) s
+"""
+# Campaign g of request i: most reported, some created (report to come), one in a hundred of
+# the requests failed (with its request), some whose report failed.
+_CAMPAIGN_STATE = """CASE WHEN i %% 100 = 0 THEN 'failed' WHEN i %% 100 = 2 THEN 'report_failed'
+    WHEN i %% 100 < 10 THEN 'created' ELSE 'reported' END"""
+_CAMPAIGNS = f"""
+INSERT INTO callbridge_campaigns (request_id, group_no, state, outcome, create_body, contacts,
+    phones_accepted, window_start, window_end, platform_date, platform_start, platform_end,
+    attempts, report_attempts, first_attempt_at, next_attempt_at, campaign_id, report_due_at,
+    last_status, last_error, updated_at, project_id, scenario_id, start_block_id,
+    report_delay_minutes, campaign_count)
+SELECT 'bench-' || lpad(i::text, 7, '0'), g, {_CAMPAIGN_STATE}, {_OUTCOME}, '\\x7b7d',
     '[' || (SELECT string_agg('["+7912'
             || lpad(((i * %(contacts)s + k) %% 10000000)::text, 7, '0')
             || '", "bench-' || i || '-lead-' || k || '"]', ', ')
         FROM generate_series(0, %(contacts)s - 1) k) || ']',
-    '[]', %(contacts)s, r - interval '1 hour', r + interval '8 hours', 15, 1,
-    CASE WHEN i %% 100 >= 2 THEN 1 ELSE 0 END,
-    CASE WHEN i %% 100 NOT IN (0, 1) THEN 1000000 + i END, r + interval '8 hours 15 minutes', r,
-    r + interval '1 minute', r + interval '8 hours 15 minutes'
-FROM (SELECT i, {_RECEIVED} AS r FROM generate_series(1, %(n)s) i) s
+    %(contacts)s, r + interval '1 hour', r + interval '9 hours', to_char(r, 'YYYY-MM-DD'),
+    '09:00', '17:00', 1, CASE WHEN i %% 100 >= 10 OR i %% 100 = 2 THEN 1 ELSE 0 END,
+    r + interval '1 second', r + interval '9 hours 15 minutes',
+    CASE WHEN i %% 100 <> 0 THEN 1000000 + i * 2 + g END, r + interval '9 hours 15 minutes',
+    CASE WHEN i %% 100 = 0 THEN 500 END,
+    CASE WHEN i %% 100 = 0 THEN 'Internal Server Error' END, r + interval '1 minute',
+    1 + i %% 50, 951, 10, 15, {_CAMPAIGN_COUNT}
+FROM (SELECT i, {_RECEIVED} AS r FROM generate_series(1, %(n)s) i) s,
+    generate_series(1, 2) g
+WHERE i %% 100 <> 1 AND g <= {_CAMPAIGN_COUNT}
 """
 _EXTERNAL_IDS = """
 INSERT INTO callbridge_external_ids (external_id, request_id)
@@ -117,7 +140,7 @@ SELECT 'bench-' || lpad(i::text, 7, '0'), 1, 'create', 1, r, r + interval '180 m
     CASE WHEN i %% 100 = 0 THEN 'failed' ELSE 'created' END,
     CASE WHEN i %% 100 = 0 THEN 500 ELSE 200 END,
     CASE WHEN i %% 100 = 0 THEN 'Internal Server Error' END,
-    CASE WHEN i %% 100 NOT IN (0, 1) THEN 1000000 + i END
+    CASE WHEN i %% 100 <> 0 THEN 1000000 + i * 2 + 1 END
 FROM (SELECT i, {_RECEIVED} AS r FROM generate_series(1, %(n)s) i) s
 WHERE i %% 100 <> 1
 """
@@ -169,10 +192,11 @@ def pages(store: Store) -> list[tuple[str, str]]:
         ("requests, failed, half-way", f"/requests/?state=failed&after={cursor}"),
         ("requests, project 7", "/requests/?project=7"),
         ("requests, one day", f"/requests/?from={day}&to={day}"),
-        ("requests, project and state", "/requests/?project=7&state=report_failed"),
+        ("requests, project and state", "/requests/?project=7&state=failed"),
+        ("requests, purpose", "/requests/?purpose=debt"),
         ("search request_id", f"/requests/?q={middle}"),
         ("search external_id", f"/requests/?q=bench-{count // 2}-lead-1"),
-        ("search campaign id", f"/requests/?q={1_000_000 + count // 2}"),
+        ("search campaign id", f"/requests/?q={1_000_000 + count // 2 * 2 + 1}"),
         ("a request", f"/request?id={middle}"),
         ("an event", f"/event?id={middle}:campaign.report:3"),
         ("needs attention", "/attention/"),
