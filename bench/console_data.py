@@ -5,9 +5,9 @@ the bench asks for on it.
 a campaign of three contacts (one in ten with two) and an attempt, in states as a busy
 deployment has them (most reported; one in a hundred failed, one in ten of those unknown; some
 rejected, some whose report failed), and ``events`` outbox events spread over them, all
-published but the last 100; and 10,000 audit entries. The secondary indexes are dropped while the rows go in and made again
-afterwards by ``create_schema`` (as a callbridge upgrading a store makes new ones), then the
-tables are analysed.
+published but the last 100; and 10,000 audit entries. The secondary indexes are dropped while
+the rows go in and made again afterwards by ``create_schema`` (as a callbridge upgrading a store
+makes new ones), then the tables are analysed.
 """
 
 from __future__ import annotations
