@@ -106,6 +106,11 @@ FROM (SELECT i, {_RECEIVED} AS r FROM generate_series(1, %(n)s) i) s
 # the requests failed (with its request), some whose report failed.
 _CAMPAIGN_STATE = """CASE WHEN i %% 100 = 0 THEN 'failed' WHEN i %% 100 = 2 THEN 'report_failed'
     WHEN i %% 100 < 10 THEN 'created' ELSE 'reported' END"""
+# A created campaign's report is due later (as a live deployment's are: the worker fetches
+# each when it falls due); the others' was due 15 minutes after their calls.
+_REPORT_DUE = """CASE WHEN i %% 100 BETWEEN 3 AND 9
+    THEN now() AT TIME ZONE 'UTC' + (1 + i %% 24) * interval '1 hour'
+    ELSE r + interval '9 hours 15 minutes' END"""
 _CAMPAIGNS = f"""
 INSERT INTO callbridge_campaigns (request_id, group_no, state, outcome, create_body, contacts,
     phones_accepted, window_start, window_end, platform_date, platform_start, platform_end,
@@ -119,8 +124,8 @@ SELECT 'bench-' || lpad(i::text, 7, '0'), g, {_CAMPAIGN_STATE}, {_OUTCOME}, '\\x
         FROM generate_series(0, %(contacts)s - 1) k) || ']',
     %(contacts)s, r + interval '1 hour', r + interval '9 hours', to_char(r, 'YYYY-MM-DD'),
     '09:00', '17:00', 1, CASE WHEN i %% 100 >= 10 OR i %% 100 = 2 THEN 1 ELSE 0 END,
-    r + interval '1 second', r + interval '9 hours 15 minutes',
-    CASE WHEN i %% 100 <> 0 THEN 1000000 + i * 2 + g END, r + interval '9 hours 15 minutes',
+    r + interval '1 second', {_REPORT_DUE},
+    CASE WHEN i %% 100 <> 0 THEN 1000000 + i * 2 + g END, {_REPORT_DUE},
     CASE WHEN i %% 100 = 0 THEN 500 END,
     CASE WHEN i %% 100 = 0 THEN 'Internal Server Error' END, r + interval '1 minute',
     1 + i %% 50, 951, 10, 15, {_CAMPAIGN_COUNT}
