@@ -42,6 +42,8 @@ DATABASE_DRIVERS = {
 }
 _VISIBLE_ASCII = re.compile(r"[!-~]*")
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# werkzeug's ``method$salt$hash``: scrypt (its default) or pbkdf2.
+PASSWORD_HASH = re.compile(r"(?:scrypt|pbkdf2):[0-9a-z:]+\$[0-9A-Za-z]+\$[0-9a-f]{32,}")
 
 
 class ConfigError(ValueError):
@@ -84,6 +86,11 @@ class Settings:
     log_level: str
     log_format: str
     metrics_port: int | None
+    console_password: str | None
+    console_users_file: str | None
+    console_secret_key: str | None
+    console_https: bool
+    console_trusted_proxy: str | None
 
     @property
     def auth_header_value(self) -> str | None:
@@ -192,6 +199,25 @@ def _optional_port(value: str) -> int | None:
     return port
 
 
+def _password_hash(value: str) -> str | None:
+    """A password hash as ``callbridge console --hash-password`` prints it (werkzeug's format:
+    ``scrypt:…$salt$hash``), never the password itself."""
+    text = value.strip()
+    if text and not PASSWORD_HASH.fullmatch(text):
+        raise ValueError(
+            "must be a password hash printed by `callbridge console --hash-password`, "
+            "not a password"
+        )
+    return text or None
+
+
+def _flag(value: str) -> bool:
+    text = value.strip().lower()
+    if text not in {"", "0", "1", "true", "false", "yes", "no"}:
+        raise ValueError("must be true or false")
+    return text in {"1", "true", "yes"}
+
+
 def _url(value: str) -> str:
     value = value.strip().rstrip("/")
     if not value.startswith(("http://", "https://")):
@@ -284,6 +310,15 @@ _VARIABLES: tuple[tuple[str, str, str, Callable[[str], Any]], ...] = (
     ("LOG_LEVEL", "log_level", "INFO", _log_level),
     ("LOG_FORMAT", "log_format", "text", _one_of("text", "json")),
     ("METRICS_PORT", "metrics_port", "", _optional_port),
+    ("CONSOLE_PASSWORD", "console_password", "", _password_hash),
+    ("CONSOLE_USERS_FILE", "console_users_file", "", _optional_text),
+    ("CONSOLE_SECRET_KEY", "console_secret_key", "", _optional_text),
+    ("CONSOLE_HTTPS", "console_https", "false", _flag),
+    ("CONSOLE_TRUSTED_PROXY", "console_trusted_proxy", "", _optional_text),
+)
+# Never shown, not even in the line that says a value is wrong.
+SECRET_VARIABLES = frozenset(
+    {"IS74_API_TOKEN", "SENTRY_DSN", "CONSOLE_PASSWORD", "CONSOLE_SECRET_KEY"}
 )
 
 DOCUMENTED_VARIABLES: tuple[str, ...] = tuple(name for name, *_ in _VARIABLES)
@@ -322,7 +357,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 def _shown(variable: str, raw: str) -> str:
     """The value as it may appear in an error line: never a secret."""
-    if variable in {"IS74_API_TOKEN", "SENTRY_DSN"}:
+    if variable in SECRET_VARIABLES:
         return "<hidden>"
     if variable in {"DATABASE_URL", "BROKER_URL", "IS74_API_URL"}:
         return repr(without_password(raw.strip()))

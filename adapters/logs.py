@@ -193,12 +193,15 @@ def _masked_field(
 
 
 def secrets_from(settings: Settings) -> tuple[str, ...]:
-    """The configured values that must never be shown: the API token and the Sentry DSN keys."""
+    """The configured values that must never be shown: the API token, the Sentry DSN keys,
+    and the console's signing key and password hash."""
     dsn = urlsplit(settings.sentry_dsn) if settings.sentry_dsn else None
     candidates = (
         settings.is74_api_token,
         dsn.username if dsn else None,
         dsn.password if dsn else None,
+        settings.console_secret_key,
+        settings.console_password,
     )
     return tuple(secret for secret in candidates if secret)
 

@@ -4,7 +4,8 @@ The claim marks the campaign ``sending`` and commits *before* the POST, so that 
 happens next — a crash, a kill, a broken connection — the campaign can never be sent twice: a
 ``sending`` row nobody is working on is settled as an unknown outcome, not retried. The answer
 is settled in one transaction with what it means for the request (``handlers.settlement``):
-its outcome event, once every campaign of it is settled.
+its outcome event, once every campaign of it is settled; and with the call's line in the
+attempts log.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters import error_reporting, metrics
-from adapters.logs import state_change
+from adapters.logs import redact, state_change
 from adapters.platform_client import CreateOutcome, Unknown
-from adapters.store import CampaignRow, SettleConflict, State, utcnow
+from adapters.store import CREATE, Attempt, CampaignRow, SettleConflict, State, utcnow
 from handlers.context import StepContext
 from handlers.retry_policy import Accept, Fail, Pause, RetryAt
 from handlers.settlement import CREATED, RequestOutcome, Settled, settle_request
@@ -45,8 +46,9 @@ def create_next(ctx: StepContext) -> bool:
             group=row.group_no,
             attempt=row.attempts,
         )
+        started = utcnow()
         outcome = _post(ctx, body)
-        settle_creation(ctx, row, outcome)
+        settle_creation(ctx, row, outcome, started_at=started)
     return True
 
 
@@ -58,8 +60,11 @@ def _post(ctx: StepContext, body: bytes) -> CreateOutcome:
         return Unknown(status=None, message=f"internal error while sending: {type(exc).__name__}")
 
 
-def settle_creation(ctx: StepContext, row: CampaignRow, outcome: CreateOutcome) -> None:
-    """Store what the platform's answer means for the campaign, and for its request."""
+def settle_creation(
+    ctx: StepContext, row: CampaignRow, outcome: CreateOutcome, *, started_at: dt.datetime
+) -> None:
+    """Store what the platform's answer means for the campaign, and for its request; and the
+    call, made at ``started_at``, in the attempts log."""
     now = utcnow()
     decision = ctx.creation_policy.decide(
         outcome,
@@ -67,19 +72,50 @@ def settle_creation(ctx: StepContext, row: CampaignRow, outcome: CreateOutcome) 
         first_attempt_at=row.first_attempt_at or now,
         now=now,
     )
+    attempt = _attempt(row, decision, started_at, now)
     match decision:
         case Accept(campaign_id=campaign_id):
-            _created(ctx, row, campaign_id, now)
+            _created(ctx, row, campaign_id, now, attempt)
         case Pause():
-            _auth_refused(ctx, row, decision)
+            _auth_refused(ctx, row, decision, attempt)
         case RetryAt(when=when, status=status, message=message):
-            _retry(ctx, row, status, message, when)
+            _retry(ctx, row, status, message, when, attempt)
         case Fail(outcome=failed, status=status, message=message):
             # An id the stores cannot hold is logged for the operator to look up.
             shown = outcome.shown_campaign_id if isinstance(outcome, Unknown) else None
-            _failed(ctx, row, status, message, failed, now, platform_campaign_id=shown)
+            _failed(ctx, row, status, message, failed, now, attempt, platform_campaign_id=shown)
     if isinstance(decision, Accept | Fail) and decision.resumed:
         state_change(log, "resumed", request_id=row.request_id)
+
+
+def _attempt(
+    row: CampaignRow,
+    decision: Accept | Pause | RetryAt | Fail,
+    started: dt.datetime,
+    now: dt.datetime,
+) -> Attempt:
+    """The call as the attempts log keeps it: what its answer came to."""
+    match decision:
+        case Accept(campaign_id=campaign_id):
+            outcome, status, message = State.CREATED, None, None
+        case Pause(status=status, message=message):
+            outcome, campaign_id = "paused", None
+        case RetryAt(status=status, message=message):
+            outcome, campaign_id = State.RETRY, None
+        case Fail(outcome=failed, status=status, message=message):
+            outcome, campaign_id = f"failed, {failed}", None
+    return Attempt(
+        request_id=row.request_id,
+        group_no=row.group_no,
+        kind=CREATE,
+        attempt=row.attempts,
+        started_at=started,
+        finished_at=now,
+        outcome=outcome,
+        status=status,
+        message=None if message is None else redact(message),
+        campaign_id=campaign_id,
+    )
 
 
 def created_changes(row: CampaignRow, campaign_id: int) -> tuple[dict, Settled]:
@@ -101,9 +137,11 @@ def created_changes(row: CampaignRow, campaign_id: int) -> tuple[dict, Settled]:
     return changes, Settled(CREATED, campaign_id=campaign_id, report_due_at=due)
 
 
-def _created(ctx: StepContext, row: CampaignRow, campaign_id: int, now: dt.datetime) -> None:
+def _created(
+    ctx: StepContext, row: CampaignRow, campaign_id: int, now: dt.datetime, attempt: Attempt
+) -> None:
     changes, settled = created_changes(row, campaign_id)
-    if _settle(ctx, row, changes, settled, now):
+    if _settle(ctx, row, changes, settled, now, attempt):
         state_change(
             log,
             "created",
@@ -121,6 +159,7 @@ def _failed(
     message: str,
     outcome: str,
     now: dt.datetime,
+    attempt: Attempt,
     platform_campaign_id: str | None = None,
 ) -> None:
     changes = {
@@ -131,7 +170,7 @@ def _failed(
         "last_error": message,
     }
     settled = Settled(outcome, status=status, message=message)
-    if _settle(ctx, row, changes, settled, now):
+    if _settle(ctx, row, changes, settled, now, attempt):
         state_change(
             log,
             "failed",
@@ -153,6 +192,7 @@ def _retry(
     status: int | None,
     message: str,
     when: dt.datetime,
+    attempt: Attempt,
 ) -> None:
     changes = {
         "state": State.RETRY,
@@ -161,7 +201,7 @@ def _retry(
         "last_status": status,
         "last_error": message,
     }
-    if _settle(ctx, row, changes, None, utcnow()):
+    if _settle(ctx, row, changes, None, utcnow(), attempt):
         state_change(
             log,
             "retry scheduled",
@@ -174,10 +214,10 @@ def _retry(
         )
 
 
-def _auth_refused(ctx: StepContext, row: CampaignRow, pause: Pause) -> None:
+def _auth_refused(ctx: StepContext, row: CampaignRow, pause: Pause, attempt: Attempt) -> None:
     """Put the campaign back untouched (the attempt does not count); report a new pause once."""
     changes = {"state": State.RECEIVED, "attempts": row.attempts - 1, "owner": None}
-    _settle(ctx, row, changes, None, utcnow())
+    _settle(ctx, row, changes, None, utcnow(), attempt)
     if pause.starts_pause:
         state_change(
             log,
@@ -196,15 +236,17 @@ def _settle(
     changes: Mapping[str, Any],
     settled: Settled | None,
     now: dt.datetime,
+    attempt: Attempt,
 ) -> bool:
-    """Move the campaign on from ``sending``; when its creation ``settled``, settle its request
-    in the same transaction."""
+    """Move the campaign on from ``sending``, and log the ``attempt``; when its creation
+    ``settled``, settle its request in the same transaction."""
     outcome: RequestOutcome | None = None
     try:
         with ctx.store.transaction() as conn:
             ctx.store.settle_campaign(
                 conn, row.id, from_states=(State.SENDING,), owner=ctx.owner, changes=changes
             )
+            ctx.store.add_attempt(conn, attempt)
             if settled is not None:
                 outcome = settle_request(ctx.settings, ctx.store, conn, row, settled, now)
     except SettleConflict as exc:

@@ -36,7 +36,9 @@ import hashlib
 import json
 from collections.abc import Callable
 
+from amqp.exceptions import MessageNacked
 from kombu import Connection
+from kombu.exceptions import OperationalError
 from kombu.message import Message
 
 from adapters import broker
@@ -108,6 +110,13 @@ class Dropped:
     dropped: bool
     reason: str
 
+    def line(self, queue: str) -> str:
+        """What an operator is told (``queue``: the dead-letter queue)."""
+        letter = self.letter
+        if not self.dropped:
+            return f"kept #{letter.position} id={letter.key}: {self.reason}"
+        return f"dropped #{letter.position} id={letter.key} from {queue}: {self.reason}"
+
 
 @dataclasses.dataclass(frozen=True)
 class Looked:
@@ -124,6 +133,25 @@ class ReplayOutcome:
     letter: DeadLetter
     replayed: bool
     reason: str | None = None
+
+    def line(self, queue: str) -> str:
+        """What an operator is told (``queue``: the requests queue)."""
+        letter = self.letter
+        if self.replayed:
+            return f"replayed #{letter.position} id={letter.key} to {queue}"
+        return f"kept #{letter.position} id={letter.key}: {self.reason}"
+
+
+def replay_summary(outcomes: list[ReplayOutcome]) -> str:
+    replayed = sum(outcome.replayed for outcome in outcomes)
+    return f"replayed {replayed}, kept {len(outcomes) - replayed}"
+
+
+def broker_failures(settings: Settings) -> tuple[type[BaseException], ...]:
+    """What the broker raises when it fails under a look, a replay or a drop: every message
+    not reported replayed or dropped is then still in the dead-letter queue."""
+    probe = broker.connect(settings)  # lazy: only asked which errors its transport raises
+    return (OperationalError, MessageNacked, *probe.connection_errors, *probe.channel_errors)
 
 
 def look(settings: Settings, *, limit: int) -> Looked:

@@ -33,7 +33,14 @@ import json
 from adapters.platform_client import AuthFailed, ReportFailed, ReportFetched
 from adapters.store import CampaignRow, SettleConflict, State, Store, utcnow
 from handlers.context import StepContext
-from handlers.report import ReportJob, StoredReport, fetch, report_parts, store_report
+from handlers.report import (
+    ReportJob,
+    StoredReport,
+    attempt_of,
+    fetch,
+    report_parts,
+    store_report,
+)
 from handlers.report_building import ReportTooLarge
 from schemas.platform import AnalyticsReport, format_utc_timestamp, load_analytics_response
 
@@ -85,6 +92,16 @@ class Plan:
     job: ReportJob
     period: tuple[dt.datetime, dt.datetime]
     from_states: tuple[str, ...]
+
+    @property
+    def heading(self) -> str:
+        """How the operator's messages name the report."""
+        return f"campaign {self.job.campaign_id} (request {self.job.request_id})"
+
+    @property
+    def period_text(self) -> str:
+        start, end = self.period
+        return f"{format_utc_timestamp(start)} .. {format_utc_timestamp(end)}"
 
 
 def plan_report(store: Store, args: ReportArgs, *, now: dt.datetime) -> Plan:
@@ -193,9 +210,13 @@ def _check_unreported(store: Store, campaign_id: int, request_id: str) -> None:
 
 
 def fetch_and_store(ctx: StepContext, plan: Plan) -> StoredReport:
+    started = utcnow()
     report = _fetched(ctx, plan)
+    attempt = attempt_of(plan.job, started, State.REPORTED, 200, None)
     try:
-        return store_report(ctx, plan.job, report, from_states=plan.from_states, owner=None)
+        return store_report(
+            ctx, plan.job, report, from_states=plan.from_states, owner=None, attempt=attempt
+        )
     except SettleConflict:
         raise Refused(
             f"a worker took request {plan.job.request_id} while the report was fetched; "

@@ -17,9 +17,9 @@ import logging
 from collections.abc import Iterator, Sequence
 
 from adapters import error_reporting
-from adapters.logs import state_change
+from adapters.logs import redact, state_change
 from adapters.platform_client import AuthFailed, ReportFailed, ReportFetched, ReportOutcome
-from adapters.store import CampaignRow, SettleConflict, State, utcnow
+from adapters.store import REPORT, Attempt, CampaignRow, SettleConflict, State, utcnow
 from handlers.context import StepContext
 from handlers.report_building import (
     ReportPart,
@@ -62,6 +62,7 @@ class ReportJob:
     attempts: int = 1
     row_id: int | None = None
     campaigns: int = 1
+    group_no: int | None = None
 
     @property
     def due_at(self) -> dt.datetime:
@@ -94,6 +95,7 @@ class ReportJob:
             attempts=campaign.report_attempts,
             row_id=campaign.id,
             campaigns=campaign.campaign_count or 1,
+            group_no=campaign.group_no,
         )
 
 
@@ -137,16 +139,24 @@ def run_report(ctx: StepContext, job: ReportJob) -> State:
         campaign_id=job.campaign_id,
         attempt=job.attempts,
     )
-    match fetch(ctx, job, period=job.period(utcnow())):
+    started = utcnow()
+    match fetch(ctx, job, period=job.period(started)):
         case ReportFetched(data=data):
             try:
                 report = load_analytics_response(data)
             except ValueError as exc:  # the platform's answer is not a report
-                return _not_fetched(ctx, job, 200, str(exc), None)
+                return _not_fetched(ctx, job, 200, str(exc), None, started=started)
             try:
-                store_report(ctx, job, report, from_states=(State.REPORTING,), owner=ctx.owner)
+                store_report(
+                    ctx,
+                    job,
+                    report,
+                    from_states=(State.REPORTING,),
+                    owner=ctx.owner,
+                    attempt=attempt_of(job, started, State.REPORTED, 200, None),
+                )
             except ReportTooLarge as exc:
-                return _report_failed(ctx, job, None, str(exc))
+                return _report_failed(ctx, job, None, str(exc), started=started)
             return State.REPORTED
         case AuthFailed(status=status, message=message):
             if ctx.gate.refused():
@@ -154,9 +164,11 @@ def run_report(ctx: StepContext, job: ReportJob) -> State:
                 state_change(
                     log, "paused", request_id=job.request_id, level=logging.ERROR, status=status
                 )
-            return _not_fetched(ctx, job, status, message, ctx.gate.seconds_left(), counts=False)
+            return _not_fetched(
+                ctx, job, status, message, ctx.gate.seconds_left(), started=started, counts=False
+            )
         case ReportFailed(status=status, message=message, retry_after=retry_after):
-            return _not_fetched(ctx, job, status, message, retry_after)
+            return _not_fetched(ctx, job, status, message, retry_after, started=started)
         case outcome:
             raise TypeError(f"unexpected report outcome {outcome!r}")
 
@@ -193,14 +205,16 @@ def store_report(
     *,
     from_states: Sequence[str],
     owner: int | None,
+    attempt: Attempt | None = None,
 ) -> StoredReport:
-    """Queue every part of the report and mark the campaign ``reported``, in one transaction.
+    """Queue every part of the report and mark the campaign ``reported``, in one transaction
+    (with the ``attempt`` that fetched it in the attempts log, when given).
 
     ``from_states`` are the states the campaign may be in (none for a campaign callbridge did
     not create: it has no row); SettleConflict, with nothing stored, when it is in another.
     Raises ReportTooLarge, with nothing stored, when a row cannot fit in an event.
     """
-    stored = _queue_report(ctx, job, report, from_states, owner)
+    stored = _queue_report(ctx, job, report, from_states, owner, attempt)
     ctx.outbox_ready.set()
     state_change(
         log,
@@ -230,7 +244,25 @@ def report_parts(
     )
 
 
-def _queue_report(ctx, job: ReportJob, report, from_states, owner) -> StoredReport:
+def attempt_of(
+    job: ReportJob, started: dt.datetime, outcome: str, status: int | None, message: str | None
+) -> Attempt:
+    """A fetch of the report as the attempts log keeps it."""
+    return Attempt(
+        request_id=job.request_id,
+        group_no=job.group_no,
+        kind=REPORT,
+        attempt=job.attempts,
+        started_at=started,
+        finished_at=utcnow(),
+        outcome=outcome,
+        status=status,
+        message=None if message is None else redact(message),
+        campaign_id=job.campaign_id,
+    )
+
+
+def _queue_report(ctx, job: ReportJob, report, from_states, owner, attempt) -> StoredReport:
     now = utcnow()
     parts = missing = 0
     with ctx.store.transaction() as conn:
@@ -257,10 +289,12 @@ def _queue_report(ctx, job: ReportJob, report, from_states, owner) -> StoredRepo
                 owner=owner,
                 changes={"state": State.REPORTED, "owner": None},
             )
+        if attempt is not None:
+            ctx.store.add_attempt(conn, attempt)
     return StoredReport(parts=parts, rows=len(report.rows), missing=missing)
 
 
-def _not_fetched(ctx, job, status, message, retry_after, *, counts=True) -> State:
+def _not_fetched(ctx, job, status, message, retry_after, *, started, counts=True) -> State:
     """Try again later, or give up once the retry budget after the due time is spent."""
     budget = RetryBudget(
         dt.timedelta(hours=ctx.settings.report_retry_hours), max_delay=MAX_RETRY_DELAY_SECONDS
@@ -270,9 +304,11 @@ def _not_fetched(ctx, job, status, message, retry_after, *, counts=True) -> Stat
         job.attempts, since=job.due_at, now=utcnow(), retry_after=retry_after, bounded=counts
     )
     if when is None:
-        return _report_failed(ctx, job, status, message)
+        return _report_failed(ctx, job, status, message, started=started)
+    outcome = State.RETRY if counts else "paused"
     with ctx.store.transaction() as conn:
         _settle(ctx, conn, job, {"state": State.CREATED, "owner": None, "next_attempt_at": when})
+        ctx.store.add_attempt(conn, attempt_of(job, started, outcome, status, message))
     state_change(
         log,
         "report retry scheduled",
@@ -286,7 +322,7 @@ def _not_fetched(ctx, job, status, message, retry_after, *, counts=True) -> Stat
     return State.CREATED
 
 
-def _report_failed(ctx, job, status, message) -> State:
+def _report_failed(ctx, job, status, message, *, started) -> State:
     event = campaign_report_failed(
         request_id=job.request_id,
         campaign_id=job.campaign_id,
@@ -301,6 +337,8 @@ def _report_failed(ctx, job, status, message) -> State:
             result(ctx.settings, event, correlation_id=job.correlation_id, reply_to=job.reply_to),
         )
         _settle(ctx, conn, job, {"state": State.REPORT_FAILED, "owner": None})
+        attempt = attempt_of(job, started, State.REPORT_FAILED, status, message)
+        ctx.store.add_attempt(conn, attempt)
     ctx.outbox_ready.set()
     state_change(
         log,

@@ -6,4 +6,6 @@ pytest_plugins = [
     "tests.plugins.services",
     "tests.plugins.private_broker",
     "tests.plugins.sentry",
+    "tests.plugins.console",
+    "tests.plugins.browser",
 ]

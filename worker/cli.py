@@ -38,6 +38,7 @@ from adapters.logs import redact
 from worker import __version__
 from worker.commands import (
     UsageError,
+    console,
     dead_letters,
     demo,
     events,
@@ -62,6 +63,7 @@ OPERATOR_COMMANDS = (
     ("health", health, "exit 0 if a worker is alive and keeping up, else 1 (why)"),
     ("dead-letters", dead_letters, "list the dead-letter queue; show, replay or drop messages"),
     ("resolve", resolve, "settle a request whose creation outcome is unknown"),
+    ("console", console, "serve the operator's web console (--hash-password: hash a password)"),
     ("demo", demo, "run worker and sandbox on embedded defaults, send a sample"),
 )
 

@@ -8,12 +8,16 @@ state change made in one transaction with its event can never be half done.
 The store is SQLAlchemy Core over SQLite (one worker process) or PostgreSQL (any number), in
 parts: the tables and their migrations, the engine, a request and its outcome (``requests``),
 the life of each campaign a request was planned as (``campaigns``), the outbox, the registered
-workers, the count of messages delivered again, and the read models that health, metrics and
-the operator's commands show. ``Store`` is all of them over one engine.
+workers, the count of messages delivered again, the read models that health, metrics and the
+operator's commands show, the console's lists (``browse``), the attempts log of every platform
+call, and the audit log of what operators did. ``Store`` is all of them over one engine.
 """
 
 from __future__ import annotations
 
+from adapters.store.attempts import CREATE, REPORT, Attempt, Attempts
+from adapters.store.audit import Audit, AuditEntry
+from adapters.store.browse import Browse
 from adapters.store.campaigns import SettleConflict
 from adapters.store.deliveries import Deliveries
 from adapters.store.engine import StoreMissing, create_engine
@@ -36,9 +40,13 @@ from adapters.store.states import IN_FLIGHT, PENDING_CREATE, UNSETTLED, State
 from adapters.store.workers import Workers
 
 __all__ = [
+    "CREATE",
     "IN_FLIGHT",
     "PENDING_CREATE",
+    "REPORT",
     "UNSETTLED",
+    "Attempt",
+    "AuditEntry",
     "CampaignRow",
     "Event",
     "NewCampaign",
@@ -58,7 +66,7 @@ __all__ = [
 ]
 
 
-class Store(Migrations, Workers, Requests, Outbox, Deliveries, ReadModels):
+class Store(Migrations, Workers, Requests, Outbox, Deliveries, ReadModels, Audit, Attempts, Browse):
     """Every part of the store over one engine."""
 
 

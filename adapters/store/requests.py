@@ -79,6 +79,12 @@ class Requests(Campaigns):
         if not self.insert_ignoring_duplicate(conn, requests_table, values, "request_id"):
             return False
         self._add_campaigns(conn, new)
+        self.index_external_ids(
+            conn,
+            new.request_id,
+            [external_id for campaign in new.campaigns for _, external_id in campaign.contacts]
+            + [rejected.get("external_id") for rejected in new.phones_rejected],
+        )
         return True
 
     def add_rejected_request(

@@ -168,3 +168,101 @@ deliveries_table = sa.Table(
     sa.Column("last_at", sa.DateTime, nullable=False),
     sa.Index("ix_callbridge_deliveries_last", "last_at"),
 )
+
+# What operators did, from the console or the CLI: who, what, when, from where, and what came
+# of it. Rows are only ever added.
+audit_table = sa.Table(
+    "callbridge_audit",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    # The client's address (the console), or ``cli@<host>``.
+    sa.Column("address", sa.String(255), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("request_id", sa.String(128)),
+    # What else the action concerned: a dead letter's id, a campaign id.
+    sa.Column("subject", sa.String(255)),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Index("ix_callbridge_audit_request", "request_id", "id"),
+)
+
+# The console's lists and counts: the newest requests first, by key, and those received over a
+# time window by state.
+sa.Index(
+    "ix_callbridge_requests_received",
+    requests_table.c.received_at,
+    requests_table.c.request_id,
+    # On PostgreSQL, counting a window's requests by state reads the index alone.
+    postgresql_include=["state"],
+)
+sa.Index(
+    "ix_callbridge_requests_state_received",
+    requests_table.c.state,
+    requests_table.c.received_at,
+    requests_table.c.request_id,
+)
+sa.Index(
+    "ix_callbridge_requests_project_received",
+    requests_table.c.project_id,
+    requests_table.c.received_at,
+    requests_table.c.request_id,
+)
+sa.Index(
+    "ix_callbridge_requests_purpose_received",
+    requests_table.c.purpose,
+    requests_table.c.received_at,
+    requests_table.c.request_id,
+)
+# A request's events, for its page (and ``callbridge status``): without it, a full scan.
+sa.Index("ix_callbridge_outbox_request", outbox_table.c.request_id, outbox_table.c.id)
+# What waits for an operator, for the console's "needs attention": a few among a million.
+_UNKNOWN_SQL = "state = 'failed' AND outcome = 'unknown'"
+_REPORT_FAILED_SQL = "state = 'report_failed'"
+for _name, _where in (("unknown", _UNKNOWN_SQL), ("report_failed", _REPORT_FAILED_SQL)):
+    sa.Index(
+        f"ix_callbridge_campaigns_{_name}",
+        campaigns_table.c.updated_at,
+        campaigns_table.c.id,
+        postgresql_where=sa.text(_where),
+        sqlite_where=sa.text(_where),
+    )
+# The events the relay set aside, for the console's "needs attention": a handful among millions.
+sa.Index(
+    "ix_callbridge_outbox_set_aside",
+    outbox_table.c.id,
+    postgresql_where=outbox_table.c.set_aside_at.is_not(None),
+    sqlite_where=outbox_table.c.set_aside_at.is_not(None),
+)
+
+# Each platform call a step made and its answer, written with its settlement: a request's
+# timeline shows every attempt, the overview the platform's latency and outcomes.
+attempts_table = sa.Table(
+    "callbridge_attempts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("request_id", sa.String(128), nullable=False),
+    # The campaign of the request the call was for (1 for a request of one campaign).
+    sa.Column("group_no", sa.Integer),
+    sa.Column("kind", sa.String(8), nullable=False),  # create or report
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("finished_at", sa.DateTime, nullable=False),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("status", sa.Integer),
+    sa.Column("message", sa.Text),
+    sa.Column("campaign_id", sa.BigInteger),
+    sa.Index("ix_callbridge_attempts_request", "request_id", "id"),
+    sa.Index("ix_callbridge_attempts_finished", "finished_at"),
+)
+
+# The CRM's contact ids of each request (accepted phones and rejected ones): the console finds
+# a request by an ``external_id``.
+external_ids_table = sa.Table(
+    "callbridge_external_ids",
+    metadata,
+    sa.Column("external_id", sa.String(128), primary_key=True),
+    sa.Column("request_id", sa.String(128), primary_key=True),
+)

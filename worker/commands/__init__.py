@@ -8,7 +8,9 @@ parts of the deployment it uses (``adapters.config.where``), named on its first 
 from __future__ import annotations
 
 import argparse
+import sys
 
+from handlers.actions import Told
 from schemas.platform import is_campaign_id
 
 
@@ -23,3 +25,12 @@ def campaign_id(text: str) -> int:
     if value is None or not is_campaign_id(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not a campaign id (1 to 2^63 - 1)")
     return value
+
+
+def tell(told: Told, command: str) -> int:
+    """Print what an operator's action came to, its problem on stderr; the exit status."""
+    for line in told.lines:
+        print(line)
+    if told.problem:
+        print(f"{command}: {told.problem}", file=sys.stderr)
+    return told.exit_code

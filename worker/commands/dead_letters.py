@@ -9,15 +9,25 @@ dropping removes only what it would not (see ``handlers.dead_letters``), and onl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 
-from amqp.exceptions import MessageNacked
-from kombu.exceptions import OperationalError
-
-from adapters import broker
 from adapters.config import BROKER, QUEUES, STORE, Settings
-from handlers.dead_letters import DeadLetter, Shown, drop, look, replay, show
+from adapters.store import Store, open_store
+from handlers.actions import audit_drop, audit_replay
+from handlers.audit import cli_actor
+from handlers.dead_letters import (
+    DeadLetter,
+    Shown,
+    broker_failures,
+    drop,
+    look,
+    replay,
+    replay_summary,
+    show,
+)
 from worker.commands import UsageError
 
 USES = (BROKER, QUEUES, STORE)
@@ -53,8 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
-    probe = broker.connect(settings)  # lazy: only asked which errors its transport raises
-    errors = (OperationalError, MessageNacked, *probe.connection_errors, *probe.channel_errors)
+    errors = broker_failures(settings)
     if args.yes and args.drop is None:
         raise UsageError("--yes confirms --drop ID, and nothing else")
     try:
@@ -99,34 +108,38 @@ def show_dead_letter(settings: Settings, *, key: str, limit: int) -> int:
 
 def drop_dead_letter(settings: Settings, *, key: str, limit: int) -> int:
     present, dropped = drop(settings, key=key, limit=limit)
+    with _store(settings) as store:
+        audit_drop(store, cli_actor(), settings, key, dropped)
     if dropped is None:
         return _none(settings, present, key, limit)
-    letter = dropped.letter
-    if not dropped.dropped:
-        print(f"kept #{letter.position} id={letter.key}: {dropped.reason}")
-        return EXIT_NOT_DONE
-    queue = settings.dead_letter_queue
-    print(f"dropped #{letter.position} id={letter.key} from {queue}: {dropped.reason}")
-    return EXIT_OK
+    print(dropped.line(settings.dead_letter_queue))
+    return EXIT_OK if dropped.dropped else EXIT_NOT_DONE
 
 
 def replay_dead_letters(settings: Settings, *, key: str | None, limit: int) -> int:
     """Replay the message named ``key``, or every message when ``key`` is None."""
     present, outcomes = replay(settings, key=key, limit=limit)
+    with _store(settings) as store:
+        audit_replay(store, cli_actor(), settings, key, outcomes)
     _header(settings, present, limit)
     for outcome in outcomes:
-        letter = outcome.letter
-        if outcome.replayed:
-            print(f"replayed #{letter.position} id={letter.key} to {settings.call_requests_queue}")
-        else:
-            print(f"kept #{letter.position} id={letter.key}: {outcome.reason}")
-    replayed = sum(outcome.replayed for outcome in outcomes)
-    print(f"replayed {replayed}, kept {len(outcomes) - replayed}")
+        print(outcome.line(settings.call_requests_queue))
+    print(replay_summary(outcomes))
     if key is None:
         return EXIT_OK
     if not outcomes:
         return _none(settings, present, key, limit)
-    return EXIT_OK if replayed else EXIT_NOT_DONE
+    return EXIT_OK if any(outcome.replayed for outcome in outcomes) else EXIT_NOT_DONE
+
+
+@contextlib.contextmanager
+def _store(settings: Settings) -> Iterator[Store]:
+    store = open_store(settings.database_url, pool_size=1, must_exist=True)
+    try:
+        store.create_schema()
+        yield store
+    finally:
+        store.engine.dispose()
 
 
 def _print_letter(letter: DeadLetter) -> None:

@@ -18,23 +18,19 @@ from adapters.config import BROKER, PLATFORM, QUEUES, STORE, Settings
 from adapters.logs import PHONE_KEYS, configure_logging, mask_document, secrets_from
 from adapters.platform_client import PlatformClient
 from adapters.store import Store, open_store, utcnow
+from handlers import actions
+from handlers.audit import cli_actor
 from handlers.context import StepContext
 from handlers.manual_report import (
-    EXIT_REFUSED,
     NOT_A_WORKER,
     Plan,
     Preview,
     Refused,
     ReportArgs,
-    fetch_and_store,
     plan_report,
     preview,
 )
-from handlers.publish_now import PublishFailed, publish_events
-from handlers.report import ReportJob
-from schemas.events import CAMPAIGN_REPORT
-from schemas.platform import format_utc_timestamp
-from worker.commands import campaign_id
+from worker.commands import campaign_id, tell
 
 USES = (STORE, PLATFORM, BROKER, QUEUES)
 
@@ -88,36 +84,47 @@ def parse_moment(text: str) -> dt.datetime:
 
 
 def report_now(settings: Settings, args: ReportArgs) -> int:
-    """Fetch, store and publish one campaign's report; the exit status."""
+    """Fetch, store and publish one campaign's report (or preview it); the exit status."""
     configure_logging(level="WARNING", fmt=settings.log_format, secrets=secrets_from(settings))
     store = open_store(settings.database_url, must_exist=True)
     store.create_schema()
+    try:
+        if args.preview:
+            return _preview(settings, store, args)
+        told = actions.fetch_report(settings, store, args)
+        found = store.find_by_campaign(args.campaign_id)
+        told.audit(
+            store,
+            cli_actor(),
+            actions.FETCH_REPORT,
+            request_id=found.request_id if found else None,
+            subject=str(args.campaign_id),
+        )
+    finally:
+        store.engine.dispose()
+    return tell(told, "callbridge report")
+
+
+def _preview(settings: Settings, store: Store, args: ReportArgs) -> int:
     platform = PlatformClient(settings)
     ctx = StepContext(settings=settings, store=store, platform=platform, owner=NOT_A_WORKER)
     try:
         plan = plan_report(store, args, now=utcnow())
-        if args.preview:
-            _print_preview(settings, plan, preview(ctx, plan))
-            return 0
-        stored = fetch_and_store(ctx, plan)
+        _print_preview(settings, plan, preview(ctx, plan))
     except Refused as exc:
         print(f"callbridge report: {exc}", file=sys.stderr)
         return exc.code
     finally:
         platform.close()
-    print(
-        f"{_heading(plan)}: {stored.rows} rows, {stored.missing} missing, stored as "
-        f"{stored.parts} campaign.report part(s) for {_period(plan)}"
-    )
-    return _publish(settings, store, plan.job)
+    return 0
 
 
 def _print_preview(settings: Settings, plan: Plan, shown: Preview) -> None:
     """The summary, then each row and each missing contact on a line of its own."""
     print(
-        f"{_heading(plan)}: {shown.rows} rows, {shown.missing} missing, would be "
-        f"{len(shown.parts)} campaign.report part(s) for {_period(plan)}; a preview: nothing "
-        "stored or published"
+        f"{plan.heading}: {shown.rows} rows, {shown.missing} missing, would be "
+        f"{len(shown.parts)} campaign.report part(s) for {plan.period_text}; a preview: "
+        "nothing stored or published"
     )
     secrets = secrets_from(settings)
     phone_keys = PHONE_KEYS | {name.lower() for name in settings.report_phone_fields}
@@ -126,35 +133,3 @@ def _print_preview(settings: Settings, plan: Plan, shown: Preview) -> None:
             for entry in entries:
                 masked = mask_document(entry, secrets, phone_keys=phone_keys)
                 print(f"{kind} {json.dumps(masked, ensure_ascii=False)}")
-
-
-def _heading(plan: Plan) -> str:
-    return f"campaign {plan.job.campaign_id} (request {plan.job.request_id})"
-
-
-def _period(plan: Plan) -> str:
-    start, end = plan.period
-    return f"{format_utc_timestamp(start)} .. {format_utc_timestamp(end)}"
-
-
-def _publish(settings: Settings, store: Store, job: ReportJob) -> int:
-    """Publish the report's parts now; 0 once every part is out."""
-    queue = job.reply_to or settings.call_results_queue
-    try:
-        left = publish_events(settings, store, job.request_id, event_types={CAMPAIGN_REPORT})
-    except PublishFailed as exc:
-        print(
-            f"callbridge report: could not publish ({exc}); the report "
-            "stays queued and the next worker to run publishes it",
-            file=sys.stderr,
-        )
-        return EXIT_REFUSED
-    if left:
-        print(
-            f"{len(left)} part(s) not yet published to {queue}; they stay queued and the "
-            "next worker to run publishes them",
-            file=sys.stderr,
-        )
-        return EXIT_REFUSED
-    print(f"published to {queue}")
-    return 0

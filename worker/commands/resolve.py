@@ -9,21 +9,15 @@ works with no worker running.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from adapters.config import BROKER, PLATFORM, QUEUES, STORE, Settings
 from adapters.logs import configure_logging, secrets_from
-from adapters.store import Store, open_store
-from handlers.publish_now import PublishFailed, publish_events
-from handlers.resolve import Refused, check_campaign, name, resend, resolve_created
-from schemas.events import CAMPAIGN_CREATED
-from schemas.platform import format_utc_timestamp
-from worker.commands import campaign_id
+from adapters.store import open_store
+from handlers import actions
+from handlers.audit import cli_actor
+from worker.commands import campaign_id, tell
 
 USES = (STORE, PLATFORM, BROKER, QUEUES)
-
-EXIT_OK = 0
-EXIT_REFUSED = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,56 +50,17 @@ def run_from_args(settings: Settings, args: argparse.Namespace) -> int:
     request_id = args.request_id
     try:
         if args.resend:
-            campaign = resend(store, request_id, group=args.group)
-            print(
-                f"{name(campaign)}: back to received; the next worker sends it to the "
-                "platform. Created, it publishes campaign.created; failed again after the "
-                "request's outcome went out, nothing new is published (the CRM holds it "
-                f"already): see `callbridge status {request_id}`"
-            )
-            return EXIT_OK
-        if check_campaign(settings, args.campaign_id):
-            print(f"campaign {args.campaign_id} exists on the sandbox")
+            told = actions.resend(store, request_id, group=args.group)
+            action, subject = actions.RESOLVE_RESEND, None
         else:
-            print(
-                f"could not check that campaign {args.campaign_id} exists: the platform has no "
-                "lookup; make sure it is the one you found"
+            told = actions.resolve_as_created(
+                settings, store, request_id, args.campaign_id, group=args.group
             )
-        resolved = resolve_created(settings, store, request_id, args.campaign_id, group=args.group)
-        print(
-            f"{name(resolved.campaign)}: resolved as created, campaign {args.campaign_id}; its "
-            f"report is due {format_utc_timestamp(resolved.report_due_at)}"
-        )
-        if resolved.event is None:
-            print(
-                f"request {request_id} waits for its other campaigns: its campaign.created "
-                "goes out once every one is settled"
-            )
-            return EXIT_OK
-        return publish(settings, store, request_id, resolved.event["event_id"])
-    except Refused as exc:
-        print(f"callbridge resolve: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
+            action, subject = actions.RESOLVE_CREATED, str(args.campaign_id)
+        told.audit(store, cli_actor(), action, request_id=request_id, subject=subject)
     finally:
         store.engine.dispose()
-
-
-def publish(settings: Settings, store: Store, request_id: str, event_id: str) -> int:
-    """Publish ``campaign.created`` now; a worker's relay may be publishing it too."""
-    try:
-        left = publish_events(settings, store, request_id, event_types={CAMPAIGN_CREATED})
-    except PublishFailed as exc:
-        print(
-            f"callbridge resolve: could not publish {event_id} ({exc}); it stays "
-            "queued and the next worker to run publishes it",
-            file=sys.stderr,
-        )
-        return EXIT_REFUSED
-    if left:
-        print(f"{event_id} is not published yet; the worker's relay publishes it", file=sys.stderr)
-        return EXIT_REFUSED
-    print(f"published {event_id}")
-    return EXIT_OK
+    return tell(told, "callbridge resolve")
 
 
 def _group(text: str) -> int:
